@@ -1,0 +1,44 @@
+# Each target sets up what it needs from nothing: a venv, the packages, a Chromium.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+export DAGSTER_HOME ?= $(CURDIR)/var/dagster
+
+.PHONY: setup demo test dev lint clean
+
+setup: $(VENV)/.installed var/.chromium
+
+$(VENV)/.installed: pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+# Finds PD_CHROMIUM_PATH, the system's Chromium or Playwright's; installs Debian's if none.
+var/.chromium: $(VENV)/.installed
+	mkdir -p var
+	$(BIN)/pd-pipeline chromium --install > $@
+
+demo: setup
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/pd-pipeline seed-demo
+	$(BIN)/dagster job execute -m pd_pipeline -j render_pending_job
+	$(BIN)/pd-pipeline status
+	@echo "Open the URLs above, or browse runs and assets with: make dev (http://127.0.0.1:3000)"
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest -q
+
+dev: setup
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster dev
+
+lint: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf var

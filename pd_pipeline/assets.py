@@ -1,0 +1,109 @@
+"""The card assets, per card type and cardset partition: the PNGs in the store (`*_pngs`) and the
+`image_url` column that points at them (`*_image_urls`)."""
+
+import dagster as dg
+from pydantic import Field
+
+from pd_pipeline.db import ledger
+from pd_pipeline.db.cards import CARD_TYPES
+from pd_pipeline.db.writeback import write_back
+from pd_pipeline.metadata import failures_markdown, png_metadata, url_metadata
+from pd_pipeline.partitions import cardsets
+from pd_pipeline.pngs import make_pngs
+from pd_pipeline.resources import CardDatabase, CardRenderer, CardStore
+from pd_pipeline.storage.keys import cardset_id_of
+
+GROUP = "card_images"
+OWNERS = ["team:card-pipeline"]
+
+
+class PngConfig(dg.Config):
+    rerender_all: bool = Field(
+        default=False,
+        description="Render every card of the cardset again, not only missing or stale ones.",
+    )
+
+
+RENDERED_CHECK = "all_cards_rendered"
+
+
+def build_card_assets(card_type: str) -> list[dg.AssetsDefinition]:
+    """The PNG asset and the URL asset of one card type (`battingcard` or `pitchingcard`)."""
+
+    @dg.asset(
+        name=f"{card_type}_pngs",
+        partitions_def=cardsets,
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds={"playwright", "s3"},
+        description=f"Rendered {card_type} PNGs in the object store, one per card row, each "
+        "confirmed in the store and recorded in the card_render ledger.",
+    )
+    def pngs(
+        context: dg.AssetExecutionContext,
+        config: PngConfig,
+        card_db: CardDatabase,
+        card_store: CardStore,
+        renderer: CardRenderer,
+    ) -> dg.MaterializeResult:
+        report = make_pngs(
+            card_db.engine(),
+            card_store.open(),
+            renderer.browser,
+            renderer.templates(),
+            card_type,
+            cardset_id_of(context.partition_key),
+            rerender_all=config.rerender_all,
+            logger=context.log,
+        )
+        return dg.MaterializeResult(metadata=png_metadata(report))
+
+    @dg.asset(
+        name=f"{card_type}_image_urls",
+        deps=[pngs],
+        partitions_def=cardsets,
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds={"sql"},
+        description=f"The `{card_type}.image_url` column: the URL of each row's confirmed PNG, "
+        "written with a conditional UPDATE that never overwrites a row changed meanwhile.",
+        check_specs=[
+            dg.AssetCheckSpec(
+                RENDERED_CHECK,
+                asset=f"{card_type}_image_urls",
+                blocking=True,
+                description="Every card of the partition rendered; failures are named.",
+            )
+        ],
+    )
+    def image_urls(
+        context: dg.AssetExecutionContext, card_db: CardDatabase, renderer: CardRenderer
+    ):
+        cardset_id = cardset_id_of(context.partition_key)
+        engine = card_db.engine()
+        report = write_back(engine, card_type, cardset_id, renderer.templates().version)
+        context.log.info(
+            f"{card_type} {context.partition_key}: {report.written} URLs written "
+            f"of {report.candidates} candidates"
+        )
+        yield dg.MaterializeResult(metadata=url_metadata(report))
+        with engine.connect() as conn:
+            failed = ledger.failures(conn, card_type, cardset_id)
+        yield dg.AssetCheckResult(
+            check_name=RENDERED_CHECK,
+            passed=not failed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={
+                "failed_cards": len(failed),
+                **(
+                    {"failures": failures_markdown([(f"#{i}", e) for i, e in failed])}
+                    if failed
+                    else {}
+                ),
+            },
+        )
+
+    return [pngs, image_urls]
+
+
+card_assets = [asset for card_type in CARD_TYPES for asset in build_card_assets(card_type)]

@@ -1,0 +1,181 @@
+"""Reading cards with everything their image shows: the render inputs and the hash naming them."""
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from pd_pipeline.db import schema as s
+
+CARD_TYPES = ("battingcard", "pitchingcard")
+CARD_FIELDS = {
+    "battingcard": (
+        "steal_low", "steal_high", "steal_auto", "steal_jump", "bunting", "hit_and_run",
+        "running", "offense_col", "hand",
+    ),
+    "pitchingcard": (
+        "balk", "wild_pitch", "hold", "starter_rating", "relief_rating", "closer_rating",
+        "batting", "offense_col", "hand",
+    ),
+}  # fmt: skip
+FIELDING_FIELDS = ("position", "innings", "range", "error", "arm", "pb", "overthrow")
+
+
+@dataclass(frozen=True)
+class Card:
+    """One card row and the data its image shows (`inputs`, JSON-able, what templates render)."""
+
+    card_type: str
+    card_id: int
+    player_id: int
+    variant: int
+    cardset_id: int | None
+    image_url: str | None
+    inputs: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        """How errors and logs name the card."""
+        name = self.inputs["player"]["name"]
+        who = f"player {self.player_id} {name!r}, variant {self.variant}"
+        return f"{self.card_type} #{self.card_id} ({who})"
+
+    def input_hash(self, template_version: str) -> str:
+        """sha256 of everything that decides the PNG: equal hashes mean an identical image."""
+        payload = {"template": template_version, "type": self.card_type, "inputs": self.inputs}
+        blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _num(value: Any) -> Any:
+    # Floats that are whole numbers hash and render the same on SQLite and PostgreSQL.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def load_cards(
+    conn: sa.Connection,
+    card_type: str,
+    *,
+    cardset_id: int | None = None,
+    card_ids: Sequence[int] | None = None,
+    lock: bool = False,
+) -> list[Card]:
+    """Cards of one type in a cardset (or by id), with player, rarity, ratings and fielding.
+
+    `lock` takes row locks (PostgreSQL `FOR UPDATE` on the cards, `FOR SHARE` on their data) so a
+    write-back can compare the data and update the row with nobody changing either in between.
+    """
+    card, ratings = s.CARD_TABLES[card_type], s.RATINGS_TABLES[card_type]
+    p, r, cs = s.player, s.rarity, s.cardset
+    query = (
+        sa.select(
+            card,
+            p.c.p_name,
+            p.c.cardset_id,
+            p.c.mlbclub,
+            p.c.franchise,
+            p.c.bbref_id,
+            *[p.c[f"pos_{i}"] for i in range(1, 9)],
+            r.c.name.label("rarity_name"),
+            r.c.color.label("rarity_color"),
+            r.c.value.label("rarity_value"),
+            cs.c.name.label("cardset_name"),
+        )  # fmt: skip
+        .select_from(card.join(p, card.c.player_id == p.c.player_id))
+        .outerjoin(r, p.c.rarity_id == r.c.id)
+        .outerjoin(cs, p.c.cardset_id == cs.c.id)
+        .order_by(card.c.id)
+    )
+    if cardset_id is not None:
+        query = query.where(p.c.cardset_id == cardset_id)
+    if card_ids is not None:
+        query = query.where(card.c.id.in_(card_ids))
+    lockable = lock and conn.dialect.name == "postgresql"
+    if lockable:
+        query = query.with_for_update(of=card)
+    rows = conn.execute(query).mappings().all()
+    if not rows:
+        return []
+    ids = [row["id"] for row in rows]
+    ratings_by_card = _ratings(conn, card_type, ratings, ids, lockable)
+    fielding = _fielding(conn, {row["player_id"] for row in rows}, lockable)
+    return [_card(card_type, row, ratings_by_card, fielding) for row in rows]
+
+
+def _ratings(conn, card_type, table, ids, lock) -> dict[int, dict[str, dict]]:
+    fk = table.c[f"{card_type}_id"]
+    out: dict[int, dict[str, dict]] = defaultdict(dict)
+    for chunk in _chunks(ids, 5000):
+        query = sa.select(table).where(fk.in_(chunk)).order_by(table.c.id)
+        if lock:
+            query = query.with_for_update(read=True)
+        for row in conn.execute(query).mappings():
+            side = {k: _num(row[k]) for k in (*s.RESULTS[card_type], "avg", "obp", "slg")}
+            out[row[fk.name]][row["vs_hand"]] = side
+    return out
+
+
+def _fielding(conn, player_ids, lock) -> dict[tuple[int, int], list[dict]]:
+    t = s.cardposition
+    out: dict[tuple[int, int], list[dict]] = defaultdict(list)
+    for chunk in _chunks(sorted(player_ids), 5000):
+        query = sa.select(t).where(t.c.player_id.in_(chunk)).order_by(t.c.id)
+        if lock:
+            query = query.with_for_update(read=True)
+        for row in conn.execute(query).mappings():
+            out[(row["player_id"], row["variant"])].append({f: row[f] for f in FIELDING_FIELDS})
+    return out
+
+
+def _card(card_type, row, ratings_by_card, fielding) -> Card:
+    positions = [row[f"pos_{i}"] for i in range(1, 9) if row[f"pos_{i}"]]
+    # A variant without its own fielding rows plays like the base card.
+    field = fielding.get((row["player_id"], row["variant"])) or fielding.get(
+        (row["player_id"], 0), []
+    )
+    inputs = {
+        "player": {
+            "id": row["player_id"],
+            "name": row["p_name"],
+            "mlbclub": row["mlbclub"],
+            "franchise": row["franchise"],
+            "bbref_id": row["bbref_id"],
+            "positions": positions,
+        },
+        "cardset": {"id": row["cardset_id"], "name": row["cardset_name"]},
+        "rarity": {
+            "name": row["rarity_name"],
+            "color": row["rarity_color"],
+            "value": row["rarity_value"],
+        },
+        "variant": row["variant"],
+        "card": {f: _num(row[f]) for f in CARD_FIELDS[card_type]},
+        "ratings": dict(sorted(ratings_by_card.get(row["id"], {}).items())),
+        "fielding": field,
+    }
+    return Card(
+        card_type=card_type,
+        card_id=row["id"],
+        player_id=row["player_id"],
+        variant=row["variant"],
+        cardset_id=row["cardset_id"],
+        image_url=row["image_url"],
+        inputs=inputs,
+    )
+
+
+def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def cardset_ids(conn: sa.Connection) -> list[int]:
+    """Every cardset that has players (whether or not the cardset row exists)."""
+    query = sa.select(s.player.c.cardset_id).where(s.player.c.cardset_id.is_not(None)).distinct()
+    return sorted(conn.scalars(query))

@@ -1,0 +1,61 @@
+"""SQLAlchemy engines for the card database: SQLite (the default) and PostgreSQL (psycopg 3)."""
+
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+
+def normalise_url(url: str) -> str:
+    """One driver on purpose: psycopg 3 for PostgreSQL; SQLite paths made absolute."""
+    parsed = sa.make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        path = Path(parsed.database).expanduser().resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        parsed = parsed.set(database=str(path))
+    return parsed.render_as_string(hide_password=False)
+
+
+@functools.cache
+def make_engine(url: str) -> sa.Engine:
+    """One engine per URL and process (engines pool connections; make them once)."""
+    engine = sa.create_engine(normalise_url(url), pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        _tune_sqlite(engine)
+    return engine
+
+
+def _tune_sqlite(engine: sa.Engine) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def on_connect(dbapi_conn, _record):
+        # We issue BEGIN ourselves (below), so writers can take the lock up front.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")  # wait out other writers
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def on_begin(conn):
+        immediate = conn.get_execution_options().get("write_lock")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextmanager
+def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A transaction that reads then writes with nobody writing in between.
+
+    SQLite: BEGIN IMMEDIATE takes the write lock before the first read (a deferred transaction
+    that later upgrades fails with "database is locked" instead of waiting). PostgreSQL: READ
+    COMMITTED plus the row locks the caller takes with SELECT ... FOR UPDATE.
+    """
+    with engine.connect() as conn:
+        conn.execution_options(write_lock=True)
+        with conn.begin():
+            yield conn

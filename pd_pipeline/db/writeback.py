@@ -1,0 +1,104 @@
+"""Writing image URLs back to card rows: only confirmed objects, never over someone else's change.
+
+Write-back is driven by the database's state, not by what a run rendered: every row whose
+`image_url` differs from the URL of its confirmed object in the ledger is a candidate, so a PNG
+that an earlier run stored (a render-cache hit) still gets its URL written.
+"""
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from pd_pipeline.db import ledger, schema
+from pd_pipeline.db.cards import load_cards
+from pd_pipeline.db.engine import write_transaction
+
+log = logging.getLogger(__name__)
+BATCH = 500
+
+
+@dataclass
+class WriteReport:
+    candidates: int = 0
+    written: int = 0
+    changed: int = 0  # data changed since its PNG was made: left for the next run (stale)
+    conflicts: int = 0  # image_url set by someone else since we read the row: left alone
+    gone: int = 0  # row deleted meanwhile
+
+
+def candidate_ids(conn: sa.Connection, card_type: str, cardset_id: int) -> list[int]:
+    """Rows in the cardset whose image_url is not the URL of their confirmed object."""
+    card, entry = schema.CARD_TABLES[card_type], schema.card_render
+    query = (
+        sa.select(card.c.id)
+        .join(schema.player, schema.player.c.player_id == card.c.player_id)
+        .join(entry, sa.and_(entry.c.card_type == card_type, entry.c.card_id == card.c.id))
+        .where(
+            schema.player.c.cardset_id == cardset_id,
+            entry.c.status == ledger.STORED,
+            card.c.image_url.is_distinct_from(entry.c.url),
+        )
+        .order_by(card.c.id)
+    )
+    return list(conn.scalars(query))
+
+
+def write_back(
+    engine: sa.Engine, card_type: str, cardset_id: int, template_version: str
+) -> WriteReport:
+    with engine.connect() as conn:
+        ids = candidate_ids(conn, card_type, cardset_id)
+    report = WriteReport(candidates=len(ids))
+    for start in range(0, len(ids), BATCH):
+        _write_batch(engine, card_type, ids[start : start + BATCH], template_version, report)
+    return report
+
+
+def _write_batch(
+    engine: sa.Engine,
+    card_type: str,
+    ids: Sequence[int],
+    template_version: str,
+    report: WriteReport,
+) -> None:
+    table = schema.CARD_TABLES[card_type]
+    with write_transaction(engine) as conn:
+        # Under row locks (PostgreSQL) or the write lock (SQLite), compare what the row shows now
+        # with what its PNG shows, then update: nobody can change either in between.
+        cards = {c.card_id: c for c in load_cards(conn, card_type, card_ids=ids, lock=True)}
+        made = ledger.entries(conn, card_type, ids)
+        report.gone += len(ids) - len(cards)
+        updates = []
+        for card_id, card in cards.items():
+            entry = made[card_id]
+            if entry.status != ledger.STORED or card.image_url == entry.url:
+                continue  # settled meanwhile by another worker
+            if card.input_hash(template_version) != entry.input_hash:
+                report.changed += 1
+            elif card.image_url != entry.seen_url:
+                report.conflicts += 1
+            else:
+                updates.append({"b_id": card_id, "b_seen": entry.seen_url, "b_url": entry.url})
+        if not updates:
+            return
+        conn.execute(
+            sa.update(table)
+            .where(
+                table.c.id == sa.bindparam("b_id"),
+                table.c.image_url.is_not_distinct_from(sa.bindparam("b_seen")),
+            )
+            .values(image_url=sa.bindparam("b_url")),
+            updates,
+        )
+        now = ledger.utcnow()
+        conn.execute(
+            sa.update(schema.card_render)
+            .where(
+                schema.card_render.c.card_type == card_type,
+                schema.card_render.c.card_id.in_([u["b_id"] for u in updates]),
+            )
+            .values(written_at=now, first_pending_at=None, seen_url=schema.card_render.c.url)
+        )
+        report.written += len(updates)

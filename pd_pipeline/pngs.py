@@ -1,0 +1,299 @@
+"""Making the PNGs of one cardset: find the cards whose image is missing or stale, render them,
+verify, upload and confirm each object, and record it in the ledger. URLs are written elsewhere
+(`db.writeback`), only from what this step confirmed.
+
+Rendering streams: markup goes to the browser pool, finished PNGs go to a thread pool that
+verifies and uploads them while the browser renders the next cards, and ledger rows are written
+in batches.
+"""
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from pd_pipeline.db import ledger
+from pd_pipeline.db.cards import Card, load_cards
+from pd_pipeline.render.browser import BrowserPool
+from pd_pipeline.render.chart import CardDataError
+from pd_pipeline.render.html import CardTemplates
+from pd_pipeline.render.png import verify_png
+from pd_pipeline.storage.keys import object_key, partition_key, public_url
+from pd_pipeline.storage.stores import PNG, ObjectStore
+
+log = logging.getLogger(__name__)
+LEDGER_BATCH = 200
+IO_THREADS = 8
+PROGRESS_EVERY_S = 5.0
+SAMPLE_PNGS = 12
+
+
+@dataclass
+class PngReport:
+    """What one cardset's PNG step did, for metadata, logs and the run's verdict."""
+
+    card_type: str
+    cardset_id: int
+    cards: int = 0
+    current: int = 0  # image already current and its URL written: nothing to do
+    reused: int = 0  # a confirmed object already shows the current data: not rendered again
+    rendered: int = 0
+    uploaded: int = 0  # rendered bytes that differed from the stored object
+    failed: int = 0
+    png_bytes: int = 0
+    render_seconds: float = 0.0
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (card label, error)
+    samples: list[bytes] = field(default_factory=list)  # a few rendered PNGs, for previews
+
+    @property
+    def partition(self) -> str:
+        return partition_key(self.cardset_id)
+
+
+@dataclass
+class _Todo:
+    card: Card
+    input_hash: str
+    key: str
+
+
+def make_pngs(
+    engine: sa.Engine,
+    store: ObjectStore,
+    browser: Callable[[], BrowserPool],
+    templates: CardTemplates,
+    card_type: str,
+    cardset_id: int,
+    *,
+    rerender_all: bool = False,
+    logger: logging.Logger | Any = log,
+) -> PngReport:
+    """Bring every card of one type in a cardset to a confirmed, current PNG in the store.
+
+    `browser` is called only when something must be rendered, so a run with nothing to do never
+    starts Chromium. With `rerender_all`, every card is rendered again (identical bytes are still
+    not uploaded again, so URLs only change where pixels did). `logger` may be Dagster's
+    `context.log`.
+    """
+    step = _CardsetPngs(engine, store, templates, card_type, cardset_id, logger)
+    todo = step.plan(rerender_all)
+    if todo:
+        with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="store") as io:
+            to_render = todo if rerender_all else step.reuse_stored(todo, io)
+            if to_render:
+                step.render_and_store(to_render, browser, io)
+        step.recorder.flush()
+    return step.report
+
+
+class _CardsetPngs:
+    def __init__(self, engine, store, templates, card_type, cardset_id, logger):
+        self.engine, self.store, self.templates, self.logger = engine, store, templates, logger
+        self.card_type, self.cardset_id = card_type, cardset_id
+        self.report = PngReport(card_type, cardset_id)
+        self.recorder = _LedgerRecorder(engine, card_type, store)
+
+    def plan(self, rerender_all: bool) -> list[_Todo]:
+        """The cards needing work, each marked pending in the ledger (with the URL seen on it)."""
+        with self.engine.connect() as conn:
+            cards = load_cards(conn, self.card_type, cardset_id=self.cardset_id)
+            made = ledger.entries(conn, self.card_type, [c.card_id for c in cards])
+        self.report.cards = len(cards)
+        todo = []
+        for card in cards:
+            digest = card.input_hash(self.templates.version)
+            entry = made.get(card.card_id)
+            settled = (
+                entry is not None
+                and entry.status == ledger.STORED
+                and entry.input_hash == digest
+                and card.image_url == entry.url
+            )
+            if settled and not rerender_all:
+                self.report.current += 1
+                continue
+            key = object_key(self.card_type, self.cardset_id, card.player_id, card.variant)
+            todo.append(_Todo(card, digest, key))
+        self._mark_pending(todo, made)
+        return todo
+
+    def _mark_pending(self, todo: list[_Todo], made: dict) -> None:
+        now = ledger.utcnow()
+        rows = [
+            {
+                "card_type": self.card_type,
+                "card_id": t.card.card_id,
+                "cardset_id": self.cardset_id,
+                "player_id": t.card.player_id,
+                "variant": t.card.variant,
+                "seen_url": t.card.image_url,
+                "first_pending_at": now,
+                "status": made[t.card.card_id].status if t.card.card_id in made else ledger.PENDING,
+            }
+            for t in todo
+        ]
+        with self.engine.begin() as conn:
+            ledger.upsert(conn, rows, keep=("first_pending_at",))
+
+    def reuse_stored(self, todo: list[_Todo], io: ThreadPoolExecutor) -> list[_Todo]:
+        """Cards whose current image is already in the store: confirm it and skip rendering."""
+        heads = io.map(lambda t: self.store.head(t.key), todo)
+        to_render = []
+        for item, head in zip(todo, heads, strict=True):
+            current = head and head.content_type == PNG and head.input_hash == item.input_hash
+            if current and head.sha256:
+                self.recorder.stored(item, head.sha256, head.size)
+                self.report.reused += 1
+            else:
+                to_render.append(item)
+        return to_render
+
+    def render_and_store(
+        self, todo: list[_Todo], browser: Callable[[], BrowserPool], io: ThreadPoolExecutor
+    ) -> None:
+        markup: dict[int, str] = {}
+        for index, item in enumerate(todo):
+            try:
+                markup[index] = self.templates.body(item.card)
+            except CardDataError as e:
+                self.fail(item, str(e))
+        if not markup:
+            return
+        started = time.monotonic()
+        progress = _Progress(self.report, len(markup), self.logger)
+        uploads: list[Future] = []
+        for result in browser().render_many((i, markup.pop(i)) for i in list(markup)):
+            item = todo[result.job_id]
+            if result.png is None:
+                self.fail(item, f"{item.card.label}: {result.error}")
+            else:
+                self.report.rendered += 1
+                if len(self.report.samples) < SAMPLE_PNGS:
+                    self.report.samples.append(result.png)
+                uploads.append(io.submit(_store_one, self.store, item, result.png))
+            uploads = self._collect(uploads, wait=False)
+            progress.tick()
+        self._collect(uploads, wait=True)
+        self.report.render_seconds = time.monotonic() - started
+        progress.done()
+
+    def _collect(self, uploads: list[Future], *, wait: bool) -> list[Future]:
+        pending = []
+        for future in uploads:
+            if not wait and not future.done():
+                pending.append(future)
+                continue
+            item, outcome = future.result()
+            if isinstance(outcome, Exception):
+                self.fail(item, f"{item.card.label}: {outcome}")
+                continue
+            sha, size, uploaded = outcome
+            self.recorder.stored(item, sha, size)
+            self.report.uploaded += uploaded
+            self.report.png_bytes += size
+        return pending
+
+    def fail(self, item: _Todo, error: str) -> None:
+        self.logger.warning(f"card failed: {error}")
+        self.report.failed += 1
+        self.report.failures.append((item.card.label, error))
+        self.recorder.failed(item, error)
+
+
+def _store_one(store: ObjectStore, item: _Todo, png: bytes) -> tuple[_Todo, Any]:
+    """`(item, (sha, size, uploaded))`, or `(item, error)` for a card whose PNG was not stored."""
+    try:
+        return item, _verify_upload_confirm(store, item, png)
+    except Exception as e:
+        return item, e
+
+
+def _verify_upload_confirm(store: ObjectStore, item: _Todo, png: bytes) -> tuple[str, int, bool]:
+    """Verify, upload unless identical bytes are already there, and confirm the object."""
+    verify_png(png)
+    sha = hashlib.sha256(png).hexdigest()
+    head = store.head(item.key)
+    uploaded = not (head and head.sha256 == sha and head.input_hash == item.input_hash)
+    if uploaded:
+        store.put(item.key, png, sha256=sha, input_hash=item.input_hash)
+        head = store.head(item.key)
+    if head is None or head.sha256 != sha or head.size != len(png) or head.content_type != PNG:
+        raise RuntimeError(f"upload of {item.key} not confirmed by the store (got {head})")
+    return sha, len(png), uploaded
+
+
+class _LedgerRecorder:
+    """Buffers ledger updates and writes them in batches (one transaction per batch)."""
+
+    def __init__(self, engine: sa.Engine, card_type: str, store: ObjectStore):
+        self.engine, self.card_type, self.store = engine, card_type, store
+        self.rows: list[dict[str, Any]] = []
+
+    def _row(self, item: _Todo, **values) -> dict[str, Any]:
+        return {"card_type": self.card_type, "card_id": item.card.card_id, **values}
+
+    def stored(self, item: _Todo, sha: str, size: int) -> None:
+        url = public_url(self.store.public_base_url, item.key, sha)
+        now = ledger.utcnow()
+        self._add(
+            self._row(
+                item,
+                status=ledger.STORED,
+                input_hash=item.input_hash,
+                object_key=item.key,
+                png_sha256=sha,
+                png_bytes=size,
+                url=url,
+                error=None,
+                rendered_at=now,
+            )  # fmt: skip
+        )
+
+    def failed(self, item: _Todo, error: str) -> None:
+        self._add(self._row(item, status=ledger.FAILED, error=error[:2000]))
+
+    def _add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= LEDGER_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        # Rows of one shape per statement: stored and failed rows set different columns.
+        by_shape: dict[tuple, list] = {}
+        for row in self.rows:
+            by_shape.setdefault(tuple(row), []).append(row)
+        with self.engine.begin() as conn:
+            for rows in by_shape.values():
+                ledger.upsert(conn, rows)
+        self.rows.clear()
+
+
+class _Progress:
+    """Logs done/total, cards/s and ETA every few seconds."""
+
+    def __init__(self, report: PngReport, total: int, logger):
+        self.report, self.total, self.logger = report, total, logger
+        self.started = self.last = time.monotonic()
+
+    def _line(self) -> str:
+        done = self.report.rendered + self.report.failed
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        rate = done / elapsed
+        eta = (self.total - done) / rate if rate else float("inf")
+        return (
+            f"{self.report.card_type} {self.report.partition}: {done}/{self.total} rendered, "
+            f"{rate:.1f} cards/s, ETA {eta:.0f}s"
+        )
+
+    def tick(self) -> None:
+        if time.monotonic() - self.last >= PROGRESS_EVERY_S:
+            self.last = time.monotonic()
+            self.logger.info(self._line())
+
+    def done(self) -> None:
+        self.logger.info(self._line().replace(", ETA 0s", ""))

@@ -1,0 +1,437 @@
+"""Card data validation and the Strat-O-Matic chart layout of one side's 108 chances.
+
+A side is three columns of 2d6 rows (rolls 2..12, worth 1,2,3,4,5,6,5,4,3,2,1 chances: 36 per
+column). An outcome gets whole rows where its chances allow and a d20 range of a shared row for the
+rest; a d20 point of a row worth `w` chances is worth w/20 of a chance. The layout counts in *units*
+of 1/20 chance so that the arithmetic is exact and the side always totals 108.
+"""
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from pd_pipeline.db.cards import Card
+from pd_pipeline.db.schema import CHANCES_PER_SIDE, RESULTS
+
+UNITS = 20  # units per chance: one d20 point of a row worth one chance
+ROLLS = tuple(range(2, 13))
+WEIGHTS = {roll: 6 - abs(roll - 7) for roll in ROLLS}
+SIDES = ("L", "R")
+
+# Outcomes in priority order (small ones share a row with a neighbour here) and their labels.
+LABELS: dict[str, dict[str, str]] = {
+    "battingcard": {
+        "homerun": "HOMERUN",
+        "bp_homerun": "BP HOMERUN",
+        "triple": "TRIPLE",
+        "double_three": "DOUBLE***",
+        "double_two": "DOUBLE**",
+        "double_pull": "DOUBLE (PULL)",
+        "single_two": "SINGLE**",
+        "single_one": "SINGLE*",
+        "single_center": "SINGLE (CF)",
+        "bp_single": "BP SINGLE",
+        "walk": "WALK",
+        "hbp": "HBP",
+        "strikeout": "strikeout",
+        "lineout": "lineout",
+        "popout": "popout",
+        "flyout_a": "fly (cf) A",
+        "flyout_bq": "fly (cf) B?",
+        "flyout_lf_b": "fly (lf) B",
+        "flyout_rf_b": "fly (rf) B",
+        "groundout_a": "gb (ss) A",
+        "groundout_b": "gb (2b) B",
+        "groundout_c": "gb (3b) C",
+    },
+    "pitchingcard": {
+        "homerun": "HOMERUN",
+        "bp_homerun": "BP HOMERUN",
+        "triple": "TRIPLE",
+        "double_three": "DOUBLE***",
+        "double_two": "DOUBLE**",
+        "double_cf": "DOUBLE (CF)",
+        "single_two": "SINGLE**",
+        "single_one": "SINGLE*",
+        "single_center": "SINGLE (CF)",
+        "bp_single": "BP SINGLE",
+        "walk": "WALK",
+        "hbp": "HBP",
+        "strikeout": "strikeout",
+        "flyout_lf_b": "fly (lf) B",
+        "flyout_cf_b": "fly (cf) B",
+        "flyout_rf_b": "fly (rf) B",
+        "groundout_a": "gb (ss) A",
+        "groundout_b": "gb (2b) B",
+        "xcheck_p": "X-CHECK P",
+        "xcheck_c": "X-CHECK C",
+        "xcheck_1b": "X-CHECK 1B",
+        "xcheck_2b": "X-CHECK 2B",
+        "xcheck_3b": "X-CHECK 3B",
+        "xcheck_ss": "X-CHECK SS",
+        "xcheck_lf": "X-CHECK LF",
+        "xcheck_cf": "X-CHECK CF",
+        "xcheck_rf": "X-CHECK RF",
+    },
+}
+HITS = {
+    "homerun", "bp_homerun", "triple", "double_three", "double_two", "double_pull", "double_cf",
+    "single_two", "single_one", "single_center", "bp_single",
+}  # fmt: skip
+ON_BASE = {"walk", "hbp"}
+# Inclusive bounds of card fields with a known range (Strat-O-Matic scales).
+CARD_BOUNDS: dict[str, dict[str, tuple[float, float]]] = {
+    "battingcard": {
+        "steal_low": (0, 20),
+        "steal_high": (0, 20),
+        "steal_jump": (0, 1),
+        "running": (0, 20),
+        "offense_col": (0, 9),
+    },
+    "pitchingcard": {
+        "balk": (0, 20),
+        "wild_pitch": (0, 20),
+        "hold": (-20, 20),
+        "starter_rating": (0, 20),
+        "relief_rating": (0, 20),
+        "closer_rating": (0, 20),
+        "offense_col": (0, 9),
+    },
+}
+FIELDING_BOUNDS = {
+    "innings": (0, 100_000),
+    "range": (0, 9),
+    "error": (0, 99),
+    "arm": (-9, 9),
+    "pb": (0, 99),
+    "overthrow": (0, 99),
+}
+STAT_BOUNDS = {"avg": (0, 1), "obp": (0, 1), "slg": (0, 4)}
+HANDS = {"L", "R", "S", "B"}  # B: Lahman's "both", i.e. a switch hitter
+MAX_TEXT = {"bunting": 2, "hit_and_run": 2, "batting": 16}
+
+
+class CardDataError(ValueError):
+    """The card's data cannot make a correct card; the message names the card and the field."""
+
+
+@dataclass(frozen=True)
+class Part:
+    """An outcome's d20 range (`low`..`high`, 1..20) within one row."""
+
+    result: str
+    label: str
+    kind: str  # "hit" | "onbase" | "xcheck" | "out": how the template styles it
+    low: int
+    high: int
+
+
+@dataclass(frozen=True)
+class Row:
+    """One 2d6 roll of a column; `parts` cover d20 1..20 (a single part is the whole row)."""
+
+    roll: int
+    weight: int
+    parts: tuple[Part, ...]
+
+    def chances(self, part: Part) -> float:
+        return self.weight * (part.high - part.low + 1) / UNITS
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+
+def validate(card: Card) -> None:
+    """Raise CardDataError unless `card.inputs` can be rendered as a correct card."""
+    inputs = card.inputs
+    name = (inputs.get("player") or {}).get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise _fail(card, "player.name", "is missing")
+    if card.card_type not in RESULTS:
+        raise _fail(card, "card_type", f"is {card.card_type!r}, not a known card type")
+    _check_int(card, "variant", inputs.get("variant"), 0, 2**63 - 1, required=True)
+    ratings = inputs.get("ratings") or {}
+    for side in SIDES:
+        _check_side(card, side, ratings.get(side))
+    _check_card_fields(card, inputs.get("card") or {})
+    for i, field in enumerate(inputs.get("fielding") or []):
+        for key, (low, high) in FIELDING_BOUNDS.items():
+            _check_int(card, f"fielding[{i}].{key}", field.get(key), low, high)
+
+
+def _fail(card: Card, field: str, problem: str) -> CardDataError:
+    try:
+        label = card.label
+    except (KeyError, TypeError):  # inputs without a player: name the card without one
+        label = (
+            f"{card.card_type} #{card.card_id} (player {card.player_id}, variant {card.variant})"
+        )
+    return CardDataError(f"{label}: {field} {problem}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_number(card: Card, field: str, value: Any, low: float, high: float) -> None:
+    if value is None:
+        return
+    if not _is_number(value) or not math.isfinite(value):
+        raise _fail(card, field, f"is {value!r}, must be a finite number")
+    if value < low:
+        raise _fail(card, field, f"is {value!r}, must be >= {low}")
+    if value > high:
+        raise _fail(card, field, f"is {value!r}, must be <= {high}")
+
+
+def _check_int(card: Card, field: str, value: Any, low: int, high: int, required=False) -> None:
+    if value is None and required:
+        raise _fail(card, field, "is missing")
+    if value is not None and not (_is_number(value) and float(value).is_integer()):
+        raise _fail(card, field, f"is {value!r}, must be a whole number")
+    _check_number(card, field, value, low, high)
+
+
+def _check_side(card: Card, side: str, chances: dict[str, Any] | None) -> None:
+    if not chances:
+        raise _fail(card, f"ratings.{side}", "is missing (each card needs both L and R ratings)")
+    for result in RESULTS[card.card_type]:
+        field = f"ratings.{side}.{result}"
+        value = chances.get(result)
+        if value is None:
+            raise _fail(card, field, "is missing")
+        _check_number(card, field, value, 0, CHANCES_PER_SIDE)
+    total = sum(chances[result] for result in RESULTS[card.card_type])
+    if abs(total - CHANCES_PER_SIDE) > 1e-6:
+        raise _fail(card, f"ratings.{side}", f"sums to {total:g}, must be {CHANCES_PER_SIDE}")
+    for stat, (low, high) in STAT_BOUNDS.items():
+        _check_number(card, f"ratings.{side}.{stat}", chances.get(stat), low, high)
+
+
+def _check_card_fields(card: Card, fields: dict[str, Any]) -> None:
+    for key, (low, high) in CARD_BOUNDS[card.card_type].items():
+        field = f"card.{key}"
+        if key == "steal_jump":
+            _check_number(card, field, fields.get(key), low, high)
+        else:
+            _check_int(card, field, fields.get(key), int(low), int(high))
+    hand = fields.get("hand")
+    if hand is not None and hand not in HANDS:
+        raise _fail(card, "card.hand", f"is {hand!r}, must be one of {', '.join(sorted(HANDS))}")
+    for key, limit in MAX_TEXT.items():
+        value = fields.get(key)
+        if value is not None and len(str(value)) > limit:
+            raise _fail(card, f"card.{key}", f"is {str(value)[:40]!r}, longer than {limit}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Chart layout
+
+
+@dataclass
+class _Slot:
+    column: int
+    roll: int
+    weight: int
+    parts: list[tuple[str, int]]  # (result, d20 points), in d20 order
+
+    @property
+    def free_points(self) -> int:
+        return UNITS - sum(points for _, points in self.parts)
+
+
+def chart(results: dict[str, float], card_type: str) -> list[list[Row]]:
+    """Lay one side's chances (outcome -> chances, summing to 108) out as three columns of 2d6
+    rows (rolls 2..12). Hits and walks lean to the first columns, outs to the last."""
+    labels = LABELS[card_type]
+    slots = [_Slot(c, roll, WEIGHTS[roll], []) for c in range(3) for roll in ROLLS]
+    _Layout(slots, _to_units(results, tuple(labels))).run()
+    return [[_row(slot, labels) for slot in slots if slot.column == c] for c in range(3)]
+
+
+def _to_units(results: dict[str, float], order: tuple[str, ...]) -> dict[str, int]:
+    """Chances in whole units, rounded by largest remainder so the side still totals 108."""
+    exact = {r: round(float(results.get(r) or 0) * UNITS, 9) for r in order}
+    units = {r: math.floor(x) for r, x in exact.items()}
+    short = CHANCES_PER_SIDE * UNITS - sum(units.values())
+    fractional = [r for r in order if exact[r] > units[r]]
+    by_remainder = sorted(fractional, key=lambda r: (units[r] - exact[r], order.index(r)))
+    for result in by_remainder[: max(short, 0)]:
+        units[result] += 1
+    return units
+
+
+class _Layout:
+    """Assigns rows and d20 ranges to outcomes so that a row has at most two outcomes.
+
+    An outcome takes whole rows plus at most one range of a shared row, chosen so that the next
+    outcome can close that row (row boundaries fall on whole chances, so the rest is usually
+    under one chance). Outcomes under one chance first each share a small row with a neighbour
+    in priority order. Rounding a d20 range gives or takes a fraction of a point; `debt` hands
+    that to the next outcome, so errors never pile up.
+    """
+
+    def __init__(self, slots: list[_Slot], units: dict[str, int]) -> None:
+        self.free = list(slots)  # preference order: column 1 first, then by roll
+        self.open: _Slot | None = None
+        self.debt = 0  # units given out beyond the outcomes' chances so far (may be < 0)
+        self.need = {result: n for result, n in units.items() if n > 0}  # priority order
+
+    def run(self) -> None:
+        order = list(self.need)
+        for result in order:
+            if self.need[result] < UNITS:
+                self._pair_small(result, order)
+        # Whole chances first, while no row is shared: they get whole rows. Then smallest first:
+        # rare results take the small rows (2, 3, 11, 12) and common ones the middle, as on real
+        # cards; the biggest comes last and can close any row left open.
+        pending = sorted(
+            (r for r in order if self.need[r] > 0),
+            key=lambda r: (self.need[r] % UNITS != 0, self.need[r]),
+        )
+        while pending:
+            result = pending.pop(self._next(pending))
+            cover = max((self.need[r] for r in pending), default=0)
+            self._place(result, cover, last=not pending)
+
+    def _next(self, pending: list[str]) -> int:
+        # An outcome that can close the open row, best one left with whole chances after it
+        # (then no further row needs sharing), else the first that can.
+        if self.open is None:
+            return 0
+        rest = self.open.free_points * self.open.weight + self.debt
+        able = [i for i, result in enumerate(pending) if self.need[result] >= rest]
+        even = [i for i in able if (self.need[pending[i]] - rest) % UNITS == 0]
+        return (even or able or [0])[0]
+
+    def _pair_small(self, result: str, order: list[str]) -> None:
+        if not self.free:
+            return
+        slot = min(self.free, key=lambda s: (s.weight, _column_rank(result, s)))
+        units = self.need[result] - self.debt
+        points = min(max(round(units / slot.weight), 1), UNITS - 1)
+        share = (UNITS - points) * slot.weight
+        donor = self._donor(result, order, share)
+        if donor is None:
+            return
+        self.free.remove(slot)
+        slot.parts += [(result, points), (donor, UNITS - points)]
+        self.debt += points * slot.weight - self.need[result]
+        self.need[result] = 0
+        self.need[donor] -= share
+
+    def _donor(self, result: str, order: list[str], share: int) -> str | None:
+        # The nearest outcome in priority order (a hit pairs with a hit) that keeps a chance
+        # or more after giving `share`.
+        at = order.index(result)
+        able = [
+            r
+            for r in order
+            if r != result and (self.need[r] - share >= UNITS or self.need[r] == share)
+        ]
+        return min(able, key=lambda r: abs(order.index(r) - at), default=None)
+
+    def _place(self, result: str, cover: int, last: bool) -> None:
+        target = max(self.need[result] - self.debt, 1)
+        given = self._close_open(result, target, last) if self.open else 0
+        if last:
+            for slot in list(self.free):
+                given += self._add(slot, result, UNITS)
+        elif self.open is None and target > given and self.free:
+            rows, tail, points = self._split(result, target - given, cover)
+            for slot in rows:
+                given += self._add(slot, result, UNITS)
+            if tail is not None:
+                given += self._add(tail, result, points)
+        self.debt += given - self.need[result]
+
+    def _add(self, slot: _Slot, result: str, points: int) -> int:
+        slot.parts.append((result, points))
+        if slot in self.free:
+            self.free.remove(slot)
+        self.open = slot if slot.free_points else None
+        return points * slot.weight
+
+    def _close_open(self, result: str, units: int, last: bool) -> int:
+        points = self.open.free_points
+        if not last and units < points * self.open.weight:
+            # Too small to close the row (no outcome left could): a middle part.
+            points = min(max(round(units / self.open.weight), 1), points)
+        return self._add(self.open, result, points)
+
+    def _split(self, result: str, units: int, cover: int) -> tuple[list[_Slot], _Slot | None, int]:
+        """Whole rows and at most one tail range for `units`.
+
+        Best: no tail; else a tail whose rest of the row a later outcome (up to `cover` units)
+        can close, that rounds best to d20 points, and leaves the least rest.
+        """
+        free = sorted(self.free, key=lambda s: _column_rank(result, s))
+        counts = tuple(sum(s.weight == w for s in free) for w in range(1, 7))
+        if units % UNITS == 0 and (use := _reachable(counts).get(units // UNITS)):
+            return _take(free, use), None, 0
+        best, choice = None, None
+        for weight in {s.weight for s in free}:
+            without = tuple(n - (w == weight) for w, n in enumerate(counts, 1))
+            for total, use in _reachable(without).items():
+                tail = units - total * UNITS
+                if not 0 < tail < weight * UNITS:
+                    continue
+                points = min(max(round(tail / weight), 1), UNITS - 1)
+                rest = (UNITS - points) * weight
+                key = (rest > cover, abs(points * weight - tail), rest, weight)
+                if best is None or key < best:
+                    best, choice = key, (weight, use, points)
+        if choice is None:  # more than the rows left can hold: only the last outcome gets here
+            return free, None, 0
+        weight, use, points = choice
+        slot = next(s for s in free if s.weight == weight)
+        return _take([s for s in free if s is not slot], use), slot, points
+
+
+def _column_rank(result: str, slot: _Slot) -> int:
+    # Hits and walks favour the first columns, outs the last, as on real cards.
+    return slot.column if _kind(result) in ("hit", "onbase") else 2 - slot.column
+
+
+@functools.lru_cache(maxsize=4096)
+def _reachable(counts: tuple[int, ...]) -> dict[int, tuple[int, ...]]:
+    """Every total of whole rows that `counts` (rows of weight 1..6) can make, with how many
+    rows of each weight make it (bigger rows first). Cached: charts share these states."""
+    found = {0: (0,) * 6}
+    for weight in range(6, 0, -1):
+        found_next: dict[int, tuple[int, ...]] = {}
+        for total, use in found.items():
+            for n in range(counts[weight - 1], -1, -1):
+                if total + n * weight not in found_next:
+                    found_next[total + n * weight] = (*use[: weight - 1], n, *use[weight:])
+        found = found_next
+    return found
+
+
+def _take(slots: list[_Slot], use: tuple[int, ...]) -> list[_Slot]:
+    # The first rows of each weight, in the given (preference) order.
+    left = list(use)
+    taken = []
+    for slot in slots:
+        if left[slot.weight - 1] > 0:
+            taken.append(slot)
+            left[slot.weight - 1] -= 1
+    return taken
+
+
+def _row(slot: _Slot, labels: dict[str, str]) -> Row:
+    parts, low = [], 1
+    for result, points in slot.parts:
+        parts.append(Part(result, labels[result], _kind(result), low, low + points - 1))
+        low += points
+    return Row(slot.roll, slot.weight, tuple(parts))
+
+
+def _kind(result: str) -> str:
+    if result in HITS:
+        return "hit"
+    if result in ON_BASE:
+        return "onbase"
+    return "xcheck" if result.startswith("xcheck") else "out"

@@ -1,0 +1,93 @@
+"""Shared test steps: seed a small demo, run the Dagster jobs for real, read back the results."""
+
+import hashlib
+import os
+from urllib.parse import urlparse
+
+import dagster as dg
+import sqlalchemy as sa
+from dagster_aws.s3 import S3Resource
+
+from pd_pipeline.db import schema
+from pd_pipeline.db.demo import seed_demo
+from pd_pipeline.db.engine import make_engine
+from pd_pipeline.definitions import build_defs
+from pd_pipeline.render.png import verify_png
+from pd_pipeline.resources import CardStore
+from pd_pipeline.storage.keys import TOKEN_LENGTH
+from pd_pipeline.storage.stores import ObjectStore
+
+
+def seed_small_demo(url: str, players: int = 12, seasons=(2008,)) -> sa.Engine:
+    engine = make_engine(url)
+    schema.create_card_tables(engine)
+    seed_demo(engine, seasons=seasons, players_per_season=players, extra_variant_share=0.3)
+    return engine
+
+
+def run_partition(instance: dg.DagsterInstance, partition: str = "cardset-001", **run_config):
+    """card_images_job for one cardset, on `instance`, with resources from the environment."""
+    instance.add_dynamic_partitions("cardsets", [partition])
+    job = build_defs().resolve_job_def("card_images_job")
+    return job.execute_in_process(
+        instance=instance, partition_key=partition, raise_on_error=False, run_config=run_config
+    )
+
+
+def materializations(result, asset: str) -> dict:
+    (event,) = [
+        e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(asset)
+    ]
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def image_urls(engine: sa.Engine, card_type: str = "battingcard") -> dict[int, str | None]:
+    table = schema.CARD_TABLES[card_type]
+    with engine.connect() as conn:
+        return dict(conn.execute(sa.select(table.c.id, table.c.image_url)).all())
+
+
+def store_from_env() -> ObjectStore:
+    """The store a run configured from this environment writes to, opened as a user would."""
+    endpoint = os.environ.get("PD_S3_ENDPOINT_URL")
+    return CardStore(location=os.environ["PD_STORE"], s3=S3Resource(endpoint_url=endpoint)).open()
+
+
+def assert_url_opens_its_png(url: str) -> None:
+    """The URL's key holds a valid 1200x600 PNG whose bytes match the URL's token."""
+    store = store_from_env()
+    parsed = urlparse(url)
+    assert url.startswith(store.public_base_url + "/"), url
+    key = url[len(store.public_base_url) + 1 :].split("?")[0]
+    png = store.get(key)
+    verify_png(png)
+    assert parsed.query == f"d={hashlib.sha256(png).hexdigest()[:TOKEN_LENGTH]}"
+
+
+def add_variant(
+    engine: sa.Engine, card_type: str = "battingcard", *, variant: int, shift: float = 0.0
+) -> int:
+    """Copy the first card of `card_type` as a new variant; `shift` moves chances from
+    strikeout to homerun on both sides (a sum other than 108 if it is not moved back)."""
+    card, ratings = schema.CARD_TABLES[card_type], schema.RATINGS_TABLES[card_type]
+    fk = f"{card_type}_id"
+    with engine.begin() as conn:
+        base = conn.execute(sa.select(card).order_by(card.c.id).limit(1)).mappings().one()
+        row = {k: v for k, v in base.items() if k not in ("id", "image_url")} | {"variant": variant}
+        new_id = conn.execute(sa.insert(card).values(row).returning(card.c.id)).scalar_one()
+        for side in conn.execute(sa.select(ratings).where(ratings.c[fk] == base["id"])).mappings():
+            values = {k: v for k, v in side.items() if k != "id"} | {fk: new_id}
+            values["homerun"] += shift
+            conn.execute(sa.insert(ratings).values(values))
+    return new_id
+
+
+def move_chances(engine: sa.Engine, card_id: int, amount: float = 1.0) -> None:
+    """Edit a batting card's ratings as a designer would: strikeouts become homeruns (sum 108)."""
+    t = schema.battingcardratings
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(t)
+            .where(t.c.battingcard_id == card_id)
+            .values(homerun=t.c.homerun + amount, strikeout=t.c.strikeout - amount)
+        )

@@ -1,0 +1,77 @@
+"""card_images_job end to end: real Chromium, real SQLite/PostgreSQL, a real S3 server."""
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from pd_pipeline.db import schema
+from pd_pipeline_tests.helpers import (
+    assert_url_opens_its_png,
+    image_urls,
+    materializations,
+    run_partition,
+    seed_small_demo,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def setup(db_url, s3_env, monkeypatch):
+    monkeypatch.setenv("PD_DATABASE_URL", db_url)
+    engine = seed_small_demo(db_url)
+    with dg.instance_for_test() as instance:
+        yield engine, instance
+
+
+def test_a_partition_gets_every_card_a_url_that_opens_its_png(setup):
+    engine, instance = setup
+    result = run_partition(instance)
+    assert result.success
+    for card_type in ("battingcard", "pitchingcard"):
+        urls = image_urls(engine, card_type)
+        assert urls and all(urls.values()), f"{card_type} rows left without a URL"
+        for url in urls.values():
+            assert_url_opens_its_png(url)
+        pngs = materializations(result, f"{card_type}_pngs")
+        assert pngs["rendered"] == pngs["cards"] == len(urls) and pngs["failed"] == 0
+        assert materializations(result, f"{card_type}_image_urls")["written"] == len(urls)
+
+
+def test_a_rerun_changes_nothing(setup):
+    engine, instance = setup
+    assert run_partition(instance).success
+    before = image_urls(engine)
+    again = run_partition(instance)
+    assert again.success
+    pngs = materializations(again, "battingcard_pngs")
+    assert (pngs["rendered"], pngs["uploaded"], pngs["reused"]) == (0, 0, 0)
+    assert pngs["current"] == pngs["cards"]
+    assert materializations(again, "battingcard_image_urls")["written"] == 0
+    assert image_urls(engine) == before
+
+
+def test_a_cache_hit_still_writes_the_url_without_rendering_again(setup):
+    """The old system's bug: the PNG was cached, so the NULL image_url was never back-filled."""
+    engine, instance = setup
+    assert run_partition(instance).success
+    written = image_urls(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.update(schema.battingcard).values(image_url=None))
+    result = run_partition(instance)
+    assert result.success
+    pngs = materializations(result, "battingcard_pngs")
+    assert pngs["rendered"] == 0 and pngs["reused"] == len(written)
+    assert image_urls(engine) == written
+
+
+def test_rerender_all_renders_again_but_uploads_nothing_identical(setup):
+    engine, instance = setup
+    assert run_partition(instance).success
+    before = image_urls(engine)
+    config = {"ops": {"battingcard_pngs": {"config": {"rerender_all": True}}}}
+    result = run_partition(instance, **config)
+    assert result.success
+    pngs = materializations(result, "battingcard_pngs")
+    assert pngs["rendered"] == pngs["cards"] and pngs["uploaded"] == 0
+    assert image_urls(engine) == before
