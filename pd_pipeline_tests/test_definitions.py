@@ -1,0 +1,32 @@
+"""A snapshot of the code location: an accidental change to a name others rely on shows up here."""
+
+import dagster as dg
+
+from pd_pipeline.definitions import build_defs
+
+
+def test_definitions_load_and_keep_their_names():
+    defs = build_defs()
+    graph = defs.resolve_asset_graph()
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
+        "battingcard_pngs",
+        "pitchingcard_pngs",
+        "battingcard_image_urls",
+        "pitchingcard_image_urls",
+    }
+    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assert checks == {
+        ("battingcard_image_urls", "all_cards_rendered"),
+        ("pitchingcard_image_urls", "all_cards_rendered"),
+    }
+    for key in graph.get_all_asset_keys():
+        partitions = graph.get(key).partitions_def
+        assert isinstance(partitions, dg.DynamicPartitionsDefinition)
+        assert partitions.name == "cardsets"
+    for url_asset in ("battingcard_image_urls", "pitchingcard_image_urls"):
+        card_type = url_asset.split("_")[0]
+        parents = graph.get(dg.AssetKey(url_asset)).parent_keys
+        assert parents == {dg.AssetKey(f"{card_type}_pngs")}
+    assert defs.resolve_job_def("card_images_job").partitions_def.name == "cardsets"
+    assert defs.resolve_job_def("render_pending_job").partitions_def is None
+    assert set(defs.resources) == {"card_db", "card_store", "renderer"}
