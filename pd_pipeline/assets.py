@@ -4,6 +4,7 @@
 import dagster as dg
 from pydantic import Field
 
+from pd_pipeline import settings
 from pd_pipeline.db import ledger
 from pd_pipeline.db.cards import CARD_TYPES
 from pd_pipeline.db.writeback import write_back
@@ -21,6 +22,11 @@ class PngConfig(dg.Config):
     rerender_all: bool = Field(
         default=False,
         description="Render every card of the cardset again, not only missing or stale ones.",
+    )
+    verify_objects: bool = Field(
+        default=False,
+        description="Also check the stored object of every settled card (re-making lost or "
+        "altered ones) and report orphan objects. The nightly reconcile sets this.",
     )
 
 
@@ -54,6 +60,7 @@ def build_card_assets(card_type: str) -> list[dg.AssetsDefinition]:
             card_type,
             cardset_id_of(context.partition_key),
             rerender_all=config.rerender_all,
+            verify_objects=config.verify_objects,
             logger=context.log,
         )
         return dg.MaterializeResult(metadata=png_metadata(report))
@@ -65,6 +72,9 @@ def build_card_assets(card_type: str) -> list[dg.AssetsDefinition]:
         group_name=GROUP,
         owners=OWNERS,
         kinds={"sql"},
+        freshness_policy=dg.FreshnessPolicy.time_window(
+            fail_window=settings.FRESHNESS_FAIL, warn_window=settings.FRESHNESS_WARN
+        ),
         description=f"The `{card_type}.image_url` column: the URL of each row's confirmed PNG, "
         "written with a conditional UPDATE that never overwrites a row changed meanwhile.",
         check_specs=[

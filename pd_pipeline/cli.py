@@ -4,6 +4,7 @@ import argparse
 import os
 import sys
 
+from pd_pipeline import settings
 from pd_pipeline.db.engine import make_engine
 from pd_pipeline.db.schema import create_card_tables
 from pd_pipeline.resources import DEFAULT_DATABASE_URL, ready_engine
@@ -15,8 +16,11 @@ def _database_url(args: argparse.Namespace) -> str:
 
 
 def init_db(args: argparse.Namespace) -> int:
+    from pd_pipeline.db.indexes import add_indexes as create_indexes
+
     engine = make_engine(_database_url(args))
     create_card_tables(engine)
+    create_indexes(engine)
     print(f"Card tables ready in {engine.url.render_as_string(hide_password=True)}")
     return 0
 
@@ -27,8 +31,8 @@ def seed_demo(args: argparse.Namespace) -> int:
     from pd_pipeline.db import schema
     from pd_pipeline.db.demo import seed_demo as seed
 
+    init_db(args)
     engine = make_engine(_database_url(args))
-    create_card_tables(engine)
     with engine.connect() as conn:
         existing = conn.scalar(sa.select(sa.func.count()).select_from(schema.cardset))
     if existing:
@@ -43,20 +47,52 @@ def seed_demo(args: argparse.Namespace) -> int:
 
 def status(args: argparse.Namespace) -> int:
     from pd_pipeline.db.status import cardset_status, example_urls
+    from pd_pipeline.resources import card_templates, store_from_env
 
-    with ready_engine(_database_url(args)).connect() as conn:
-        rows = cardset_status(conn)
-        examples = example_urls(conn)
-    print(f"{'cardset':<14}{'type':<14}{'cards':>8}{'with URL':>10}{'missing':>9}{'failed':>8}")
+    engine = ready_engine(_database_url(args))
+    rows = cardset_status(engine, store_from_env(), card_templates().version)
+    print(
+        f"{'cardset':<14}{'type':<14}{'cards':>7}{'valid':>7}{'pending':>9}{'stale':>7}"
+        f"{'failed':>8}  oldest wait"
+    )
     for r in rows:
         print(
-            f"{partition_key(r.cardset_id):<14}{r.card_type:<14}{r.total:>8}{r.with_url:>10}"
-            f"{r.missing:>9}{r.failed:>8}"
+            f"{partition_key(r.cardset_id):<14}{r.card_type:<14}{r.total:>7}{r.valid:>7}"
+            f"{r.pending:>9}{r.stale:>7}{r.failed:>8}  {_wait(r.oldest_wait)}"
         )
-    total, with_url = sum(r.total for r in rows), sum(r.with_url for r in rows)
-    print(f"\n{with_url} of {total} cards have the URL of their current image.")
-    for url in examples:
-        print(f"  e.g. {url}")
+    total, valid = sum(r.total for r in rows), sum(r.valid for r in rows)
+    print(f"\n{valid} of {total} cards have the URL of their current image.")
+    with engine.connect() as conn:
+        for url in example_urls(conn):
+            print(f"  e.g. {url}")
+    return _over_threshold(rows, args)
+
+
+def _wait(wait) -> str:
+    return "-" if wait is None else f"{wait.total_seconds() / 60:.0f} min"
+
+
+def _over_threshold(rows, args: argparse.Namespace) -> int:
+    """1 (for cron or CI) when the backlog is larger or older than allowed."""
+    backlog = sum(r.total - r.valid for r in rows)
+    waits = [r.oldest_wait.total_seconds() / 60 for r in rows if r.oldest_wait is not None]
+    problems = []
+    if args.max_backlog is not None and backlog > args.max_backlog:
+        problems.append(f"{backlog} cards lack a valid URL (allowed: {args.max_backlog})")
+    if waits and max(waits) > args.max_wait_minutes:
+        problems.append(
+            f"a card has waited {max(waits):.0f} min (allowed: {args.max_wait_minutes} min)"
+        )
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def add_indexes(args: argparse.Namespace) -> int:
+    from pd_pipeline.db.indexes import add_indexes as create
+
+    for sql in create(make_engine(_database_url(args))):
+        print(sql)
     return 0
 
 
@@ -78,18 +114,31 @@ def main(argv: list[str] | None = None) -> int:
         help=f"SQLAlchemy URL (default: $PD_DATABASE_URL or {DEFAULT_DATABASE_URL})",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("init-db", help="create the card tables on an empty database").set_defaults(
-        run=init_db
-    )
+    commands.add_parser(
+        "init-db", help="create the card tables and indexes on an empty database"
+    ).set_defaults(run=init_db)
     seed = commands.add_parser("seed-demo", help="fill demo cardsets from real Lahman seasons")
     seed.add_argument("--seasons", type=int, nargs="+", default=[2008, 2019])
     seed.add_argument(
         "--players-per-season", type=int, help="keep only the N best players of each season"
     )
     seed.set_defaults(run=seed_demo)
-    commands.add_parser("status", help="where every cardset's card images stand").set_defaults(
-        run=status
+    report = commands.add_parser("status", help="where every cardset's card images stand")
+    report.add_argument(
+        "--max-backlog", type=int, help="exit 1 when more cards than this lack a valid URL"
     )
+    report.add_argument(
+        "--max-wait-minutes",
+        type=float,
+        default=settings.BACKLOG_MAX_WAIT.total_seconds() / 60,
+        help="exit 1 when a card has waited longer (default: $PD_BACKLOG_MAX_WAIT_MINUTES or 60)",
+    )
+    report.set_defaults(run=status)
+    commands.add_parser(
+        "add-indexes",
+        help="add the indexes the sensor needs to stay cheap on large card tables (idempotent; "
+        "CONCURRENTLY on PostgreSQL)",
+    ).set_defaults(run=add_indexes)
     find = commands.add_parser("chromium", help="print the Chromium the renderer will use")
     find.add_argument("--install", action="store_true", help="install Debian's chromium if none")
     find.set_defaults(run=chromium)

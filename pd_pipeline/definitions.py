@@ -1,15 +1,21 @@
 import dagster as dg
 
 from pd_pipeline.assets import card_assets
+from pd_pipeline.checks import url_checks
 from pd_pipeline.jobs import card_images_job, render_pending_job
 from pd_pipeline.resources import resources_from_env
+from pd_pipeline.schedules import nightly_reconcile_schedule
+from pd_pipeline.sensors import pending_images_sensor
 
 
 def build_defs() -> dg.Definitions:
     """The code location, with resources configured from the environment as it is now."""
     return dg.Definitions(
         assets=card_assets,
+        asset_checks=url_checks,
         jobs=[card_images_job, render_pending_job],
+        sensors=[pending_images_sensor],
+        schedules=[nightly_reconcile_schedule],
         resources=resources_from_env(),
     )
 

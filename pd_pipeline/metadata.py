@@ -38,6 +38,10 @@ def png_metadata(report: PngReport) -> dict[str, Any]:
     }
     if report.failures:
         metadata["failures"] = failures_markdown(report.failures)
+    if report.orphans:
+        metadata["orphan_objects"] = len(report.orphans)
+        shown = "\n".join(f"- `{key}`" for key in report.orphans[:MAX_LISTED_FAILURES])
+        metadata["orphans"] = dg.MetadataValue.md(shown)
     return metadata
 
 

@@ -48,6 +48,7 @@ class PngReport:
     png_bytes: int = 0
     render_seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)  # (card label, error)
+    orphans: list[str] = field(default_factory=list)  # keys no card uses (verify_objects only)
     samples: list[bytes] = field(default_factory=list)  # a few rendered PNGs, for previews
 
     @property
@@ -71,23 +72,25 @@ def make_pngs(
     cardset_id: int,
     *,
     rerender_all: bool = False,
+    verify_objects: bool = False,
     logger: logging.Logger | Any = log,
 ) -> PngReport:
     """Bring every card of one type in a cardset to a confirmed, current PNG in the store.
 
     `browser` is called only when something must be rendered, so a run with nothing to do never
     starts Chromium. With `rerender_all`, every card is rendered again (identical bytes are still
-    not uploaded again, so URLs only change where pixels did). `logger` may be Dagster's
-    `context.log`.
+    not uploaded again, so URLs only change where pixels did). With `verify_objects`, the objects
+    of settled cards are checked too (a lost or altered one is made again) and objects in the
+    cardset's folder that no card uses are reported as orphans. `logger` may be `context.log`.
     """
     step = _CardsetPngs(engine, store, templates, card_type, cardset_id, logger)
-    todo = step.plan(rerender_all)
-    if todo:
-        with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="store") as io:
+    with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="store") as io:
+        todo = step.plan(rerender_all, verify_objects, io)
+        if todo:
             to_render = todo if rerender_all else step.reuse_stored(todo, io)
             if to_render:
                 step.render_and_store(to_render, browser, io)
-        step.recorder.flush()
+            step.recorder.flush()
     return step.report
 
 
@@ -98,29 +101,50 @@ class _CardsetPngs:
         self.report = PngReport(card_type, cardset_id)
         self.recorder = _LedgerRecorder(engine, card_type, store)
 
-    def plan(self, rerender_all: bool) -> list[_Todo]:
+    def plan(self, rerender_all: bool, verify_objects: bool, io: ThreadPoolExecutor) -> list[_Todo]:
         """The cards needing work, each marked pending in the ledger (with the URL seen on it)."""
         with self.engine.connect() as conn:
             cards = load_cards(conn, self.card_type, cardset_id=self.cardset_id)
             made = ledger.entries(conn, self.card_type, [c.card_id for c in cards])
         self.report.cards = len(cards)
-        todo = []
+        todo, settled = [], []
         for card in cards:
             digest = card.input_hash(self.templates.version)
             entry = made.get(card.card_id)
-            settled = (
+            key = object_key(self.card_type, self.cardset_id, card.player_id, card.variant)
+            is_settled = (
                 entry is not None
                 and entry.status == ledger.STORED
                 and entry.input_hash == digest
                 and card.image_url == entry.url
             )
-            if settled and not rerender_all:
-                self.report.current += 1
-                continue
-            key = object_key(self.card_type, self.cardset_id, card.player_id, card.variant)
-            todo.append(_Todo(card, digest, key))
+            (settled if is_settled and not rerender_all else todo).append(_Todo(card, digest, key))
+        if verify_objects:
+            todo += self._lost_objects(settled, made, io)
+            self.report.orphans = self._orphans([t.key for t in todo + settled])
+        self.report.current = self.report.cards - len(todo)
         self._mark_pending(todo, made)
         return todo
+
+    def _lost_objects(self, settled: list[_Todo], made: dict, io) -> list[_Todo]:
+        """Settled cards whose object is gone or no longer holds the bytes their URL names."""
+        heads = io.map(lambda t: self.store.head(t.key), settled)
+        lost = []
+        for item, head in zip(settled, heads, strict=True):
+            if head is None or head.sha256 != made[item.card.card_id].png_sha256:
+                self.logger.warning(f"{item.card.label}: object {item.key} lost or altered")
+                lost.append(item)
+        return lost
+
+    def _orphans(self, used_keys: list[str]) -> list[str]:
+        """Objects of this card type in the cardset's folder that no card row uses."""
+        folder = f"cards/{partition_key(self.cardset_id)}/"
+        used = set(used_keys)
+        return sorted(
+            key
+            for key in self.store.list(folder)
+            if key.endswith(f"/{self.card_type}.png") and key not in used
+        )
 
     def _mark_pending(self, todo: list[_Todo], made: dict) -> None:
         now = ledger.utcnow()
@@ -255,7 +279,9 @@ class _LedgerRecorder:
         )
 
     def failed(self, item: _Todo, error: str) -> None:
-        self._add(self._row(item, status=ledger.FAILED, error=error[:2000]))
+        # The failed inputs are kept, so a sweep retries the card only once its data changes.
+        row = self._row(item, status=ledger.FAILED, error=error[:2000], input_hash=item.input_hash)
+        self._add(row)
 
     def _add(self, row: dict[str, Any]) -> None:
         self.rows.append(row)

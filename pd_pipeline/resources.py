@@ -110,22 +110,32 @@ class CardRenderer(dg.ConfigurableResource):
             self._pool = None
 
 
-def _setting(name: str, default):
-    """An EnvVar when the variable is set (the UI then names it), else the default."""
-    return dg.EnvVar(name) if os.environ.get(name) else default
+def resources_from_env(resolved: bool = False) -> dict[str, dg.ConfigurableResource]:
+    """The resources as the environment configures them. Dagster gets `EnvVar`s where a variable
+    is set (the UI then names it); `resolved` gives plain values, for use outside a run."""
 
+    def setting(name: str, default, kind: type = str):
+        if not os.environ.get(name):
+            return default
+        if resolved:
+            return kind(os.environ[name])
+        return dg.EnvVar.int(name) if kind is int else dg.EnvVar(name)
 
-def resources_from_env() -> dict[str, dg.ConfigurableResource]:
     return {
-        "card_db": CardDatabase(url=_setting("PD_DATABASE_URL", DEFAULT_DATABASE_URL)),
+        "card_db": CardDatabase(url=setting("PD_DATABASE_URL", DEFAULT_DATABASE_URL)),
         "card_store": CardStore(
-            location=_setting("PD_STORE", DEFAULT_STORE),
-            public_base_url=_setting("PD_PUBLIC_BASE_URL", None),
+            location=setting("PD_STORE", DEFAULT_STORE),
+            public_base_url=setting("PD_PUBLIC_BASE_URL", None),
             # Credentials and region come from the standard AWS chain, never from config.
-            s3=S3Resource(endpoint_url=_setting("PD_S3_ENDPOINT_URL", None)),
+            s3=S3Resource(endpoint_url=setting("PD_S3_ENDPOINT_URL", None)),
         ),
         "renderer": CardRenderer(
-            chromium_path=_setting("PD_CHROMIUM_PATH", None),
-            pages=dg.EnvVar.int("PD_RENDER_PAGES") if os.environ.get("PD_RENDER_PAGES") else 4,
+            chromium_path=setting("PD_CHROMIUM_PATH", None),
+            pages=setting("PD_RENDER_PAGES", 4, int),
         ),
     }
+
+
+def store_from_env() -> ObjectStore:
+    """The object store runs configured from this environment write to."""
+    return resources_from_env(resolved=True)["card_store"].open()

@@ -1,21 +1,18 @@
 """Shared test steps: seed a small demo, run the Dagster jobs for real, read back the results."""
 
 import hashlib
-import os
 from urllib.parse import urlparse
 
 import dagster as dg
 import sqlalchemy as sa
-from dagster_aws.s3 import S3Resource
 
 from pd_pipeline.db import schema
 from pd_pipeline.db.demo import seed_demo
 from pd_pipeline.db.engine import make_engine
 from pd_pipeline.definitions import build_defs
 from pd_pipeline.render.png import verify_png
-from pd_pipeline.resources import CardStore
+from pd_pipeline.resources import store_from_env
 from pd_pipeline.storage.keys import TOKEN_LENGTH
-from pd_pipeline.storage.stores import ObjectStore
 
 
 def seed_small_demo(url: str, players: int = 12, seasons=(2008,)) -> sa.Engine:
@@ -45,12 +42,6 @@ def image_urls(engine: sa.Engine, card_type: str = "battingcard") -> dict[int, s
     table = schema.CARD_TABLES[card_type]
     with engine.connect() as conn:
         return dict(conn.execute(sa.select(table.c.id, table.c.image_url)).all())
-
-
-def store_from_env() -> ObjectStore:
-    """The store a run configured from this environment writes to, opened as a user would."""
-    endpoint = os.environ.get("PD_S3_ENDPOINT_URL")
-    return CardStore(location=os.environ["PD_STORE"], s3=S3Resource(endpoint_url=endpoint)).open()
 
 
 def assert_url_opens_its_png(url: str) -> None:

@@ -15,9 +15,12 @@ def test_definitions_load_and_keep_their_names():
         "pitchingcard_image_urls",
     }
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    names = ("all_cards_rendered", "urls_present", "urls_canonical", "objects_valid")
+    names += ("images_current", "backlog")
     assert checks == {
-        ("battingcard_image_urls", "all_cards_rendered"),
-        ("pitchingcard_image_urls", "all_cards_rendered"),
+        (f"{card_type}_image_urls", name)
+        for card_type in ("battingcard", "pitchingcard")
+        for name in names
     }
     for key in graph.get_all_asset_keys():
         partitions = graph.get(key).partitions_def
@@ -30,3 +33,11 @@ def test_definitions_load_and_keep_their_names():
     assert defs.resolve_job_def("card_images_job").partitions_def.name == "cardsets"
     assert defs.resolve_job_def("render_pending_job").partitions_def is None
     assert set(defs.resources) == {"card_db", "card_store", "renderer"}
+    sensor = defs.resolve_sensor_def("pending_images_sensor")
+    assert sensor.job_name == "card_images_job"
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    schedule = defs.resolve_schedule_def("nightly_reconcile_schedule")
+    assert schedule.job_name == "card_images_job"
+    for url_asset in ("battingcard_image_urls", "pitchingcard_image_urls"):
+        policy = graph.get(dg.AssetKey(url_asset)).freshness_policy
+        assert policy is not None and policy.fail_window.to_timedelta().total_seconds() > 0

@@ -9,7 +9,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from pd_pipeline.db.schema import card_render
 
-STORED, FAILED, PENDING = "stored", "failed", "pending"
+STORED, FAILED, PENDING, STALE = "stored", "failed", "pending", "stale"
 
 
 def utcnow() -> dt.datetime:

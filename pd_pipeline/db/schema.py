@@ -150,7 +150,7 @@ card_render = sa.Table(
     ledger_metadata,
     sa.Column("card_type", sa.String(16), primary_key=True),
     sa.Column("card_id", sa.Integer, primary_key=True),
-    sa.Column("cardset_id", sa.Integer, index=True),
+    sa.Column("cardset_id", sa.Integer),
     sa.Column("player_id", sa.Integer),
     sa.Column("variant", sa.BigInteger),
     # sha256 of the render inputs (card data + template version) the stored PNG shows
@@ -162,12 +162,24 @@ card_render = sa.Table(
     sa.Column("url", sa.Text),
     # the row's image_url when the pipeline read it: write-back leaves the row alone if it moved on
     sa.Column("seen_url", sa.Text),
-    # 'stored' (object confirmed in the store) or 'failed' (see error)
+    # 'stored' (object confirmed in the store), 'failed' (see error), or needing work: 'pending'
+    # (a run planned it) and 'stale' (a sweep found its data or URL no longer match)
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("error", sa.Text),
     sa.Column("first_pending_at", sa.DateTime(timezone=True)),
     sa.Column("rendered_at", sa.DateTime(timezone=True)),
     sa.Column("written_at", sa.DateTime(timezone=True)),
+)
+
+
+NEEDS_WORK = ("pending", "stale")
+_needs_work = card_render.c.status.in_(NEEDS_WORK)
+sa.Index("card_render_cardset_written", card_render.c.cardset_id, card_render.c.written_at)
+sa.Index(
+    "card_render_needs_work",
+    card_render.c.cardset_id,
+    postgresql_where=_needs_work,
+    sqlite_where=_needs_work,
 )
 
 
@@ -178,5 +190,7 @@ def create_card_tables(engine: sa.Engine) -> None:
 
 
 def create_ledger(engine: sa.Engine) -> None:
-    """Create the pipeline's own table if it is missing; safe to call on every run."""
+    """Create the pipeline's own table and its indexes if missing; safe to call on every run."""
     ledger_metadata.create_all(engine)
+    for index in card_render.indexes:
+        index.create(engine, checkfirst=True)

@@ -1,11 +1,14 @@
-"""Per-cardset counts of where every card's image stands."""
+"""Per-cardset counts of where every card's image stands, for `pd-pipeline status`."""
 
+import datetime as dt
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from pd_pipeline.db import ledger, schema
-from pd_pipeline.db.cards import CARD_TYPES
+from pd_pipeline.audit import audit_cardset
+from pd_pipeline.db import schema
+from pd_pipeline.db.cards import CARD_TYPES, cardset_ids
+from pd_pipeline.storage.stores import ObjectStore
 
 
 @dataclass(frozen=True)
@@ -13,33 +16,41 @@ class CardsetStatus:
     cardset_id: int
     card_type: str
     total: int
-    with_url: int  # image_url is the URL of the card's confirmed object
-    missing: int  # image_url is NULL
-    failed: int  # the last render of the card failed
+    valid: int  # image_url is the canonical URL of a current image
+    pending: int  # no URL yet, or a URL that is not the canonical one
+    stale: int  # the image shows data that has changed since (queued ones included)
+    failed: int  # the last render failed
+    oldest_wait: dt.timedelta | None
 
 
-def cardset_status(conn: sa.Connection) -> list[CardsetStatus]:
+def cardset_status(
+    engine: sa.Engine, store: ObjectStore, template_version: str
+) -> list[CardsetStatus]:
+    """Audits every cardset from the database and the ledger (objects are not fetched)."""
+    now = dt.datetime.now(dt.UTC)
+    with engine.connect() as conn:
+        ids = cardset_ids(conn)
     out = []
-    for card_type in CARD_TYPES:
-        card, entry, player = schema.CARD_TABLES[card_type], schema.card_render, schema.player
-        query = (
-            sa.select(
-                player.c.cardset_id,
-                sa.func.count(),
-                sa.func.count().filter(
-                    sa.and_(entry.c.status == ledger.STORED, card.c.image_url == entry.c.url)
-                ),
-                sa.func.count().filter(card.c.image_url.is_(None)),
-                sa.func.count().filter(entry.c.status == ledger.FAILED),
+    for cardset_id in ids:
+        for card_type in CARD_TYPES:
+            audit = audit_cardset(
+                engine, store, card_type, cardset_id, template_version, check_objects=False
             )
-            .select_from(card)
-            .join(player, player.c.player_id == card.c.player_id)
-            .outerjoin(entry, sa.and_(entry.c.card_type == card_type, entry.c.card_id == card.c.id))
-            .where(player.c.cardset_id.is_not(None))
-            .group_by(player.c.cardset_id)
-        )
-        out += [CardsetStatus(row[0], card_type, *row[1:]) for row in conn.execute(query)]
-    return sorted(out, key=lambda s: (s.cardset_id, s.card_type))
+            if not audit.cards:
+                continue
+            out.append(
+                CardsetStatus(
+                    cardset_id,
+                    card_type,
+                    total=audit.cards,
+                    valid=audit.cards - len(audit.waiting()),
+                    pending=len(audit.missing) + len(audit.not_canonical),
+                    stale=len(audit.stale) + len(audit.queued),
+                    failed=len(audit.failed),
+                    oldest_wait=now - audit.first_pending if audit.first_pending else None,
+                )
+            )
+    return out
 
 
 def example_urls(conn: sa.Connection) -> list[str]:

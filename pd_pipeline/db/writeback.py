@@ -70,17 +70,20 @@ def _write_batch(
         cards = {c.card_id: c for c in load_cards(conn, card_type, card_ids=ids, lock=True)}
         made = ledger.entries(conn, card_type, ids)
         report.gone += len(ids) - len(cards)
-        updates = []
+        updates, left = [], []
         for card_id, card in cards.items():
             entry = made[card_id]
             if entry.status != ledger.STORED or card.image_url == entry.url:
                 continue  # settled meanwhile by another worker
             if card.input_hash(template_version) != entry.input_hash:
                 report.changed += 1
+                left.append(card_id)
             elif card.image_url != entry.seen_url:
                 report.conflicts += 1
+                left.append(card_id)
             else:
                 updates.append({"b_id": card_id, "b_seen": entry.seen_url, "b_url": entry.url})
+        _flag_stale(conn, card_type, left)
         if not updates:
             return
         conn.execute(
@@ -102,3 +105,17 @@ def _write_batch(
             .values(written_at=now, first_pending_at=None, seen_url=schema.card_render.c.url)
         )
         report.written += len(updates)
+
+
+def _flag_stale(conn: sa.Connection, card_type: str, card_ids: list[int]) -> None:
+    """Rows that moved on while their PNG was made: queued for the next run, which re-reads them."""
+    if card_ids:
+        entry = schema.card_render
+        conn.execute(
+            sa.update(entry)
+            .where(entry.c.card_type == card_type, entry.c.card_id.in_(card_ids))
+            .values(
+                status=ledger.STALE,
+                first_pending_at=sa.func.coalesce(entry.c.first_pending_at, ledger.utcnow()),
+            )
+        )

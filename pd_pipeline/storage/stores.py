@@ -7,6 +7,7 @@ alone confirms an upload and recognises an object a previous run already made (a
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,6 +31,8 @@ class ObjectStore(Protocol):
     def head(self, key: str) -> StoredObject | None: ...
 
     def get(self, key: str) -> bytes: ...
+
+    def list(self, prefix: str) -> Iterator[str]: ...
 
     def describe(self) -> str: ...
 
@@ -67,6 +70,12 @@ class LocalStore:
 
     def get(self, key: str) -> bytes:
         return self._path(key).read_bytes()
+
+    def list(self, prefix: str) -> Iterator[str]:
+        folder = self._path(prefix)
+        if folder.is_dir():
+            for path in sorted(folder.rglob("*.png")):
+                yield path.relative_to(self.root).as_posix()
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -121,3 +130,12 @@ class S3Store:
 
     def get(self, key: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+
+    def list(self, prefix: str) -> Iterator[str]:
+        skip = len(self._key(""))
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self._key(prefix)
+        )
+        for page in pages:
+            for item in page.get("Contents", []):
+                yield item["Key"][skip:]

@@ -1,0 +1,86 @@
+"""`pending_images_sensor`: notices cards that need an image and launches cardset runs for them."""
+
+import json
+
+import dagster as dg
+import sqlalchemy as sa
+
+from pd_pipeline import settings
+from pd_pipeline.db import schema
+from pd_pipeline.db.cards import CARD_TYPES
+from pd_pipeline.db.pending import backlog, sweep
+from pd_pipeline.jobs import card_images_job
+from pd_pipeline.partitions import cardsets
+from pd_pipeline.resources import CardDatabase, CardRenderer
+from pd_pipeline.storage.keys import partition_key
+
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def partitions_in_flight(instance: dg.DagsterInstance) -> set[str]:
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(job_name=card_images_job.name, statuses=IN_FLIGHT)
+    )
+    return {run.tags.get("dagster/partition") for run in runs} - {None}
+
+
+@dg.sensor(
+    job=card_images_job,
+    minimum_interval_seconds=settings.SENSOR_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Finds cardsets with cards needing an image (NULL image_url, new variants, "
+    "stale data, non-canonical URLs) and requests a card_images_job run for each.",
+)
+def pending_images_sensor(
+    context: dg.SensorEvaluationContext, card_db: CardDatabase, renderer: CardRenderer
+) -> dg.SensorResult:
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    version = renderer.templates().version
+    engine = card_db.engine()
+    flagged = 0
+    for card_type in CARD_TYPES:
+        cursor[card_type], n = sweep(
+            engine, card_type, cursor.get(card_type, 0), settings.SENSOR_SWEEP_CARDS, version
+        )
+        flagged += n
+    with engine.connect() as conn:
+        waiting = backlog(conn)
+        known = set(conn.scalars(sa.select(schema.cardset.c.id)))
+    registered = set(context.instance.get_dynamic_partitions(cardsets.name))
+    new = sorted({partition_key(i) for i in known | set(waiting)} - registered)
+    busy = partitions_in_flight(context.instance)
+    ready = [b for _, b in sorted(waiting.items()) if partition_key(b.cardset_id) not in busy]
+    room = max(0, settings.SENSOR_MAX_RUNS_IN_FLIGHT - len(busy))
+    launch = ready[: min(settings.SENSOR_MAX_RUNS_PER_TICK, room)]
+    requests = [
+        dg.RunRequest(
+            partition_key=partition_key(b.cardset_id),
+            # The key names the work: the same backlog is never launched twice, new work always is.
+            run_key=f"{partition_key(b.cardset_id)}:{b.signature}",
+            tags={"pd/missing": str(b.missing), "pd/flagged": str(b.flagged)},
+        )
+        for b in launch
+    ]
+    summary = (
+        f"{len(waiting)} cardsets with cards waiting ({sum(b.missing for b in waiting.values())} "
+        f"with no URL, {sum(b.flagged for b in waiting.values())} flagged; {flagged} newly found "
+        f"stale by the sweep); {len(busy)} cardsets already running"
+    )
+    if len(ready) > len(launch):
+        summary += (
+            f"; launching {len(launch)} runs now, {len(ready) - len(launch)} cardsets deferred to "
+            f"later ticks (at most {settings.SENSOR_MAX_RUNS_PER_TICK} per tick and "
+            f"{settings.SENSOR_MAX_RUNS_IN_FLIGHT} in flight)"
+        )
+    context.log.info(summary)
+    return dg.SensorResult(
+        run_requests=requests,
+        skip_reason=None if requests else f"Nothing to launch: {summary}",
+        cursor=json.dumps(cursor),
+        dynamic_partitions_requests=[cardsets.build_add_request(new)] if new else [],
+    )

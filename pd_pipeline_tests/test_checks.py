@@ -1,0 +1,101 @@
+"""Each image check fails on a database prepared to break it, naming the cards, and passes after
+a run repairs it."""
+
+import datetime as dt
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from pd_pipeline.db import schema
+from pd_pipeline.definitions import build_defs
+from pd_pipeline.resources import store_from_env
+from pd_pipeline_tests.helpers import image_urls, move_chances, run_partition, seed_small_demo
+
+pytestmark = pytest.mark.slow
+CHECKS = ("urls_present", "urls_canonical", "objects_valid", "images_current", "backlog")
+
+
+@pytest.fixture
+def setup(db_url, s3_env, monkeypatch):
+    monkeypatch.setenv("PD_DATABASE_URL", db_url)
+    engine = seed_small_demo(db_url, players=12)
+    with dg.instance_for_test() as instance:
+        assert run_partition(instance).success
+        yield engine, instance
+
+
+def _checks(result) -> dict[str, dg.AssetCheckEvaluation]:
+    return {
+        c.check_name: c
+        for c in result.get_asset_check_evaluations()
+        if c.asset_key == dg.AssetKey("battingcard_image_urls")
+    }
+
+
+def _break_every_check(engine) -> dict[str, int]:
+    """One card per check, broken the way that check exists to catch."""
+    ids = sorted(image_urls(engine))
+    assert len(ids) >= len(CHECKS)
+    broken = dict(zip(CHECKS, ids, strict=False))
+    card, entry = schema.battingcard, schema.card_render
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(card).where(card.c.id == broken["urls_present"]).values(image_url=None)
+        )
+        conn.execute(
+            sa.update(card)
+            .where(card.c.id == broken["urls_canonical"])
+            .values(image_url="https://elsewhere.example/card.png")
+        )
+        conn.execute(sa.update(card).where(card.c.id == broken["backlog"]).values(image_url=None))
+        two_hours_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
+        conn.execute(
+            sa.update(entry)
+            .where(entry.c.card_type == "battingcard", entry.c.card_id == broken["backlog"])
+            .values(first_pending_at=two_hours_ago)
+        )
+        key = conn.scalar(
+            sa.select(entry.c.object_key).where(
+                entry.c.card_type == "battingcard", entry.c.card_id == broken["objects_valid"]
+            )
+        )
+    store = store_from_env()
+    store.put(key, b"not a png", sha256="0" * 64, input_hash="0" * 64)
+    move_chances(engine, broken["images_current"])
+    return broken
+
+
+def test_each_check_fails_on_a_broken_database_and_passes_after_a_run(setup):
+    engine, instance = setup
+    broken = _break_every_check(engine)
+    # The checks alone, as the UI's "Execute checks" runs them: nothing is rendered or written.
+    job = build_defs().resolve_job_def("card_images_job")
+    checks_only = job.get_subset(
+        asset_selection=set(),
+        asset_check_selection={
+            dg.AssetCheckKey(dg.AssetKey(f"{t}_image_urls"), name)
+            for t in ("battingcard", "pitchingcard")
+            for name in CHECKS
+        },
+    )
+    audit = checks_only.execute_in_process(
+        instance=instance, partition_key="cardset-001", raise_on_error=False
+    )
+    assert not audit.success, "failing ERROR checks must fail the run"
+    checks = _checks(audit)
+    for name, card_id in broken.items():
+        check = checks[name]
+        assert not check.passed, f"{name} passed on a database prepared to break it"
+        if name != "backlog":
+            assert f"| #{card_id} |" in check.metadata["cards"].value, name
+    assert checks["backlog"].metadata["oldest_wait_minutes"].value >= 119
+
+    # The nightly reconcile's run (objects verified) repairs everything.
+    verify = {"config": {"verify_objects": True}}
+    repaired = run_partition(
+        instance, ops={"battingcard_pngs": verify, "pitchingcard_pngs": verify}
+    )
+    assert repaired.success
+    assert all(c.passed for c in _checks(repaired).values())
+    assert all(image_urls(engine).values())
