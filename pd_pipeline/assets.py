@@ -15,6 +15,8 @@ from pd_pipeline.resources import CardDatabase, CardRenderer, CardStore
 from pd_pipeline.storage.keys import cardset_id_of
 
 GROUP = "card_images"
+# A backfill from the UI groups cardsets into runs of a few: one warm browser serves them all.
+BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=4)
 OWNERS = ["team:card-pipeline"]
 
 
@@ -39,6 +41,7 @@ def build_card_assets(card_type: str) -> list[dg.AssetsDefinition]:
     @dg.asset(
         name=f"{card_type}_pngs",
         partitions_def=cardsets,
+        backfill_policy=BACKFILL_POLICY,
         group_name=GROUP,
         owners=OWNERS,
         kinds={"playwright", "s3"},
@@ -52,23 +55,28 @@ def build_card_assets(card_type: str) -> list[dg.AssetsDefinition]:
         card_store: CardStore,
         renderer: CardRenderer,
     ) -> dg.MaterializeResult:
-        report = make_pngs(
-            card_db.engine(),
-            card_store.open(),
-            renderer.browser,
-            renderer.templates(),
-            card_type,
-            cardset_id_of(context.partition_key),
-            rerender_all=config.rerender_all,
-            verify_objects=config.verify_objects,
-            logger=context.log,
-        )
-        return dg.MaterializeResult(metadata=png_metadata(report))
+        engine, store = card_db.engine(), card_store.open()
+        reports = [
+            make_pngs(
+                engine,
+                store,
+                renderer.browser,
+                renderer.templates(),
+                card_type,
+                cardset_id_of(partition),
+                rerender_all=config.rerender_all,
+                verify_objects=config.verify_objects,
+                logger=context.log,
+            )
+            for partition in context.partition_keys  # several in a backfill run
+        ]
+        return dg.MaterializeResult(metadata=png_metadata(reports))
 
     @dg.asset(
         name=f"{card_type}_image_urls",
         deps=[pngs],
         partitions_def=cardsets,
+        backfill_policy=BACKFILL_POLICY,
         group_name=GROUP,
         owners=OWNERS,
         kinds={"sql"},
@@ -89,28 +97,27 @@ def build_card_assets(card_type: str) -> list[dg.AssetsDefinition]:
     def image_urls(
         context: dg.AssetExecutionContext, card_db: CardDatabase, renderer: CardRenderer
     ):
-        cardset_id = cardset_id_of(context.partition_key)
-        engine = card_db.engine()
-        report = write_back(engine, card_type, cardset_id, renderer.templates().version)
-        context.log.info(
-            f"{card_type} {context.partition_key}: {report.written} URLs written "
-            f"of {report.candidates} candidates"
-        )
-        yield dg.MaterializeResult(metadata=url_metadata(report))
-        with engine.connect() as conn:
-            failed = ledger.failures(conn, card_type, cardset_id)
+        engine, version = card_db.engine(), renderer.templates().version
+        reports, failed = [], []
+        for partition in context.partition_keys:
+            cardset_id = cardset_id_of(partition)
+            report = write_back(engine, card_type, cardset_id, version)
+            context.log.info(
+                f"{card_type} {partition}: {report.written} URLs written "
+                f"of {report.candidates} candidates"
+            )
+            reports.append(report)
+            with engine.connect() as conn:
+                failed += ledger.failures(conn, card_type, cardset_id)
+        yield dg.MaterializeResult(metadata=url_metadata(reports))
+        metadata = {"failed_cards": len(failed)}
+        if failed:
+            metadata["failures"] = failures_markdown([(f"#{i}", e) for i, e in failed])
         yield dg.AssetCheckResult(
             check_name=RENDERED_CHECK,
             passed=not failed,
             severity=dg.AssetCheckSeverity.ERROR,
-            metadata={
-                "failed_cards": len(failed),
-                **(
-                    {"failures": failures_markdown([(f"#{i}", e) for i, e in failed])}
-                    if failed
-                    else {}
-                ),
-            },
+            metadata=metadata,
         )
 
     return [pngs, image_urls]

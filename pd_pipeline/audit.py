@@ -37,6 +37,15 @@ class Audit:
     queued: list[Problem] = field(default_factory=list)
     first_pending: dt.datetime | None = None  # the oldest card still waiting was first seen then
 
+    @classmethod
+    def combine(cls, audits: list["Audit"]) -> "Audit":
+        """One audit of several cardsets (a backfill run covers a few)."""
+        out = cls(cards=sum(a.cards for a in audits))
+        for name in ("missing", "failed", "not_canonical", "bad_objects", "stale", "queued"):
+            setattr(out, name, [p for a in audits for p in getattr(a, name)])
+        out.first_pending = min(filter(None, (a.first_pending for a in audits)), default=None)
+        return out
+
     def waiting(self) -> set[int]:
         """Ids of the cards that lack a valid, current URL."""
         problems = self.missing + self.failed + self.not_canonical + self.bad_objects + self.stale

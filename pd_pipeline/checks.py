@@ -132,25 +132,25 @@ def build_url_checks(card_type: str) -> dg.AssetChecksDefinition:
         card_store: CardStore,
         renderer: CardRenderer,
     ):
-        audit = audit_cardset(
-            card_db.engine(),
-            card_store.open(),
-            card_type,
-            cardset_id_of(context.partition_key),
-            renderer.templates().version,
+        engine, store, version = card_db.engine(), card_store.open(), renderer.templates().version
+        audit = Audit.combine(
+            [
+                audit_cardset(engine, store, card_type, cardset_id_of(partition), version)
+                for partition in context.partition_keys
+            ]
         )
         context.log.info(
-            f"{card_type} {context.partition_key}: {audit.cards} cards, "
+            f"{card_type} {', '.join(context.partition_keys)}: {audit.cards} cards, "
             f"{len(audit.waiting())} lacking a valid URL"
         )
+        partitions = ", ".join(context.partition_keys)
         results = check_results(asset, audit, dt.datetime.now(dt.UTC))
         yield from results
         failed = [r.check_name for r in results if _failed_error(r)]
         if failed:
             # Every failing ERROR check fails the run (and `dagster job execute`), blocking or not.
             raise dg.Failure(
-                description=f"{card_type} {context.partition_key}: ERROR checks failed: "
-                + ", ".join(failed)
+                description=f"{card_type} {partitions}: ERROR checks failed: " + ", ".join(failed)
             )
 
     return image_checks

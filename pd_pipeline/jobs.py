@@ -58,8 +58,8 @@ def render_pending_cards(
                 f"{pngs.failed} failed, {urls.written} URLs written"
             )
             for asset, metadata in (
-                ("pngs", png_metadata(pngs)),
-                ("image_urls", url_metadata(urls)),
+                ("pngs", png_metadata([pngs])),
+                ("image_urls", url_metadata([urls])),
             ):
                 context.log_event(
                     dg.AssetMaterialization(

@@ -23,33 +23,40 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def png_metadata(report: PngReport) -> dict[str, Any]:
-    rate = report.rendered / report.render_seconds if report.render_seconds else 0.0
+def png_metadata(reports: list[PngReport]) -> dict[str, Any]:
+    """Counts summed over the run's cardsets (a backfill run may cover several)."""
+
+    def total(attribute: str):
+        return sum(getattr(r, attribute) for r in reports)
+
+    seconds = total("render_seconds")
     metadata: dict[str, Any] = {
-        "cards": report.cards,
-        "current": report.current,
-        "reused": report.reused,
-        "rendered": report.rendered,
-        "uploaded": report.uploaded,
-        "failed": report.failed,
-        "png_bytes": dg.MetadataValue.int(report.png_bytes),
-        "render_seconds": dg.MetadataValue.float(round(report.render_seconds, 2)),
-        "cards_per_second": dg.MetadataValue.float(round(rate, 1)),
+        "cardsets": ", ".join(r.partition for r in reports),
+        **{name: total(name) for name in ("cards", "current", "reused", "rendered", "uploaded")},
+        "failed": total("failed"),
+        "png_bytes": dg.MetadataValue.int(total("png_bytes")),
+        "render_seconds": dg.MetadataValue.float(round(seconds, 2)),
+        "cards_per_second": dg.MetadataValue.float(
+            round(total("rendered") / seconds, 1) if seconds else 0.0
+        ),
     }
-    if report.failures:
-        metadata["failures"] = failures_markdown(report.failures)
-    if report.orphans:
-        metadata["orphan_objects"] = len(report.orphans)
-        shown = "\n".join(f"- `{key}`" for key in report.orphans[:MAX_LISTED_FAILURES])
+    failures = [f for r in reports for f in r.failures]
+    if failures:
+        metadata["failures"] = failures_markdown(failures)
+    orphans = [key for r in reports for key in r.orphans]
+    if orphans:
+        metadata["orphan_objects"] = len(orphans)
+        shown = "\n".join(f"- `{key}`" for key in orphans[:MAX_LISTED_FAILURES])
         metadata["orphans"] = dg.MetadataValue.md(shown)
     return metadata
 
 
-def url_metadata(report: WriteReport) -> dict[str, Any]:
-    return {
-        "candidates": report.candidates,
-        "written": report.written,
-        "left_stale": report.changed,
-        "left_to_other_writer": report.conflicts,
-        "deleted_meanwhile": report.gone,
+def url_metadata(reports: list[WriteReport]) -> dict[str, Any]:
+    names = {
+        "candidates": "candidates",
+        "written": "written",
+        "left_stale": "changed",
+        "left_to_other_writer": "conflicts",
+        "deleted_meanwhile": "gone",
     }
+    return {label: sum(getattr(r, field) for r in reports) for label, field in names.items()}

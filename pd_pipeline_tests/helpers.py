@@ -32,10 +32,12 @@ def run_partition(instance: dg.DagsterInstance, partition: str = "cardset-001", 
 
 
 def materializations(result, asset: str) -> dict:
-    (event,) = [
+    """The metadata of the run's materialization of `asset` (one per partition, all alike)."""
+    events = [
         e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(asset)
     ]
-    return {k: v.value for k, v in event.materialization.metadata.items()}
+    assert events, f"{asset} was not materialized"
+    return {k: v.value for k, v in events[0].materialization.metadata.items()}
 
 
 def image_urls(engine: sa.Engine, card_type: str = "battingcard") -> dict[int, str | None]:

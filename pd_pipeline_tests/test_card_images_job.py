@@ -5,6 +5,7 @@ import pytest
 import sqlalchemy as sa
 
 from pd_pipeline.db import schema
+from pd_pipeline.definitions import build_defs
 from pd_pipeline_tests.helpers import (
     assert_url_opens_its_png,
     image_urls,
@@ -75,3 +76,27 @@ def test_rerender_all_renders_again_but_uploads_nothing_identical(setup):
     pngs = materializations(result, "battingcard_pngs")
     assert pngs["rendered"] == pngs["cards"] and pngs["uploaded"] == 0
     assert image_urls(engine) == before
+
+
+def test_a_backfill_run_covers_several_cardsets(sqlite_url, s3_env, monkeypatch):
+    """BackfillPolicy groups cardsets into one run: every asset and check handles the range."""
+    monkeypatch.setenv("PD_DATABASE_URL", sqlite_url)
+    engine = seed_small_demo(sqlite_url, players=3, seasons=(2008, 2019))
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("cardsets", ["cardset-001", "cardset-002"])
+        result = (
+            build_defs()
+            .resolve_job_def("card_images_job")
+            .execute_in_process(
+                instance=instance,
+                tags={
+                    "dagster/asset_partition_range_start": "cardset-001",
+                    "dagster/asset_partition_range_end": "cardset-002",
+                },
+            )
+        )
+    assert result.success
+    assert materializations(result, "battingcard_pngs")["cardsets"] == "cardset-001, cardset-002"
+    for card_type in ("battingcard", "pitchingcard"):
+        assert all(image_urls(engine, card_type).values())
+    assert all(c.passed for c in result.get_asset_check_evaluations())
