@@ -42,12 +42,12 @@ def pending_images_sensor(
     cursor = json.loads(context.cursor) if context.cursor else {}
     version = renderer.templates().version
     engine = card_db.engine()
-    flagged = 0
+    stale = 0
     for card_type in CARD_TYPES:
-        cursor[card_type], n = sweep(
+        cursor[card_type], found = sweep(
             engine, card_type, cursor.get(card_type, 0), settings.SENSOR_SWEEP_CARDS, version
         )
-        flagged += n
+        stale += found
     with engine.connect() as conn:
         waiting = backlog(conn)
         known = set(conn.scalars(sa.select(schema.cardset.c.id)))
@@ -68,8 +68,8 @@ def pending_images_sensor(
     ]
     summary = (
         f"{len(waiting)} cardsets with cards waiting ({sum(b.missing for b in waiting.values())} "
-        f"with no URL, {sum(b.flagged for b in waiting.values())} flagged; {flagged} newly found "
-        f"stale by the sweep); {len(busy)} cardsets already running"
+        f"with no URL, {sum(b.flagged for b in waiting.values())} marked pending or stale in the "
+        f"ledger, {stale} found stale by this tick's sweep); {len(busy)} cardsets already running"
     )
     if len(ready) > len(launch):
         summary += (

@@ -84,3 +84,28 @@ def move_chances(engine: sa.Engine, card_id: int, amount: float = 1.0) -> None:
             .where(t.c.battingcard_id == card_id)
             .values(homerun=t.c.homerun + amount, strikeout=t.c.strikeout - amount)
         )
+
+
+def add_cardset(engine: sa.Engine, cardset_id: int) -> int:
+    """A new cardset with one player whose batting card copies the first one's; returns its id."""
+    card, ratings, player = schema.battingcard, schema.battingcardratings, schema.player
+    with engine.begin() as conn:
+        conn.execute(sa.insert(schema.cardset).values(id=cardset_id, name=f"Set {cardset_id}"))
+        base = conn.execute(sa.select(card).order_by(card.c.id).limit(1)).mappings().one()
+        person = (
+            conn.execute(sa.select(player).where(player.c.player_id == base["player_id"]))
+            .mappings()
+            .one()
+        )
+        values = {k: v for k, v in person.items() if k != "player_id"} | {"cardset_id": cardset_id}
+        player_id = conn.execute(
+            sa.insert(player).values(values).returning(player.c.player_id)
+        ).scalar_one()
+        row = {k: v for k, v in base.items() if k not in ("id", "image_url")}
+        new_id = conn.execute(
+            sa.insert(card).values(row | {"player_id": player_id}).returning(card.c.id)
+        ).scalar_one()
+        for side in conn.execute(sa.select(ratings).where(ratings.c.battingcard_id == base["id"])):
+            values = {k: v for k, v in side._mapping.items() if k != "id"}
+            conn.execute(sa.insert(ratings).values(values | {"battingcard_id": new_id}))
+    return new_id

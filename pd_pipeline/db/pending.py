@@ -101,7 +101,7 @@ def sweep(
 ) -> tuple[int, int]:
     """Check the `limit` cards after `after_id`; flag drifted ones in the ledger (and record when
     NULL ones were first seen). Returns the cursor for the next sweep (0 to start over) and the
-    number of cards flagged."""
+    number of cards it found stale."""
     card = schema.CARD_TABLES[card_type]
     window = sa.select(card.c.id).where(card.c.id > after_id).order_by(card.c.id).limit(limit)
     with engine.connect() as conn:
@@ -139,4 +139,4 @@ def sweep(
         with write_transaction(engine) as conn:
             ledger.upsert(conn, flagged, keep=("first_pending_at",))
     next_cursor = ids[-1] if len(ids) == limit else 0
-    return next_cursor, sum(1 for f in flagged if f["status"] in schema.NEEDS_WORK)
+    return next_cursor, sum(1 for f in flagged if f["status"] == ledger.STALE)
