@@ -21,7 +21,7 @@ SENSOR_INTERVAL_SECONDS = _int("PD_SENSOR_INTERVAL_SECONDS", 30)
 SENSOR_MAX_RUNS_PER_TICK = _int("PD_SENSOR_MAX_RUNS_PER_TICK", 4)
 SENSOR_MAX_RUNS_IN_FLIGHT = _int("PD_SENSOR_MAX_RUNS_IN_FLIGHT", 8)
 # Cards per type the sensor re-checks each tick for stale data or URLs (a rolling window).
-SENSOR_SWEEP_CARDS = _int("PD_SENSOR_SWEEP_CARDS", 2000)
+SENSOR_SWEEP_CARDS = _int("PD_SENSOR_SWEEP_CARDS", 500)
 
 # Freshness of the image_url assets: warn, then fail, when not materialized for this long.
 FRESHNESS_WARN = dt.timedelta(hours=_int("PD_FRESHNESS_WARN_HOURS", 6))

@@ -28,10 +28,15 @@ def _statement(name: str, table: str, columns: str, pending: bool, dialect: str)
 def add_indexes(engine: sa.Engine) -> list[str]:
     """Create the missing indexes (on PostgreSQL without blocking writers); returns the SQL run."""
     statements = [_statement(*index, engine.dialect.name) for index in CARD_INDEXES]
-    # CREATE INDEX CONCURRENTLY cannot run inside a transaction block.
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        for sql in statements:
-            conn.exec_driver_sql(sql)
+    if engine.dialect.name == "postgresql":
+        # CREATE INDEX CONCURRENTLY cannot run inside a transaction block.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for sql in statements:
+                conn.exec_driver_sql(sql)
+    else:
+        with engine.begin() as conn:
+            for sql in statements:
+                conn.exec_driver_sql(sql)
     return statements
 
 

@@ -47,7 +47,7 @@ def backlog(conn: sa.Connection) -> dict[int, Backlog]:
         sa.select(
             entry.c.cardset_id, entry.c.card_type, sa.func.count(), sa.func.max(entry.c.card_id)
         )
-        .where(entry.c.status.in_(schema.NEEDS_WORK))
+        .where(schema.needs_work)
         .group_by(entry.c.cardset_id, entry.c.card_type)
     )
     for cardset_id, card_type, count, last_id in conn.execute(query):
@@ -67,13 +67,12 @@ def backlog(conn: sa.Connection) -> dict[int, Backlog]:
 
 
 def _last_writes(conn: sa.Connection, cardset_ids: list[int]) -> dict[int, object]:
+    # One max() per cardset: each is a single probe of the (cardset_id, written_at) index.
     entry = schema.card_render
-    query = (
-        sa.select(entry.c.cardset_id, sa.func.max(entry.c.written_at))
-        .where(entry.c.cardset_id.in_(cardset_ids))
-        .group_by(entry.c.cardset_id)
+    query = sa.select(sa.func.max(entry.c.written_at)).where(
+        entry.c.cardset_id == sa.bindparam("cardset_id")
     )
-    return dict(conn.execute(query).all()) if cardset_ids else {}
+    return {i: conn.scalar(query, {"cardset_id": i}) for i in cardset_ids}
 
 
 def _digest(*parts: object) -> str:
