@@ -24,7 +24,8 @@ TICK_BOUND_S = 5.0  # generous: measured figures are in the README
 def _numbers(dialect: str, n: int) -> str:
     if dialect == "postgresql":
         return f"SELECT g AS n FROM generate_series(1, {n}) AS g"
-    return f"WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < {n}) SELECT n FROM seq"
+    seq = f"SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < {n}"
+    return f"WITH RECURSIVE seq(n) AS ({seq}) SELECT n FROM seq"
 
 
 def fill(engine: sa.Engine) -> None:
@@ -36,14 +37,17 @@ def fill(engine: sa.Engine) -> None:
             conn.execute(sa.text(sql))
 
         run(
-            f"INSERT INTO cardset (id, name) SELECT n, 'Set ' || n FROM ({_numbers(engine.dialect.name, CARDSETS)}) s"
+            "INSERT INTO cardset (id, name) SELECT n, 'Set ' || n "
+            f"FROM ({_numbers(engine.dialect.name, CARDSETS)}) s"
         )
         run(
-            f"INSERT INTO player (player_id, p_name, cardset_id, pos_1) SELECT n, 'Player ' || n, 1 + n % {CARDSETS}, 'SS' FROM ({numbers}) s"
+            "INSERT INTO player (player_id, p_name, cardset_id, pos_1) "
+            f"SELECT n, 'Player ' || n, 1 + n % {CARDSETS}, 'SS' FROM ({numbers}) s"
         )
         for table in ("battingcard", "pitchingcard"):
             run(
-                f"INSERT INTO {table} (id, player_id, variant, hand, image_url) SELECT n, n, 0, 'R', "
+                f"INSERT INTO {table} (id, player_id, variant, hand, image_url) "
+                "SELECT n, n, 0, 'R', "
                 f"CASE WHEN n % 100 = 0 THEN NULL ELSE {url} END FROM ({numbers}) s"
             )
             run(
