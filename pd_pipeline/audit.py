@@ -35,13 +35,15 @@ class Audit:
     stale: list[Problem] = field(default_factory=list)
     # moved on while a run made their image (edited, or URL set by another writer): queued
     queued: list[Problem] = field(default_factory=list)
+    unseen: list[Problem] = field(default_factory=list)  # NULL rows no run has read yet
     first_pending: dt.datetime | None = None  # the oldest card still waiting was first seen then
 
     @classmethod
     def combine(cls, audits: list["Audit"]) -> "Audit":
         """One audit of several cardsets (a backfill run covers a few)."""
         out = cls(cards=sum(a.cards for a in audits))
-        for name in ("missing", "failed", "not_canonical", "bad_objects", "stale", "queued"):
+        names = ("missing", "failed", "not_canonical", "bad_objects", "stale", "queued", "unseen")
+        for name in names:
             setattr(out, name, [p for a in audits for p in getattr(a, name)])
         out.first_pending = min(filter(None, (a.first_pending for a in audits)), default=None)
         return out
@@ -49,7 +51,7 @@ class Audit:
     def waiting(self) -> set[int]:
         """Ids of the cards that lack a valid, current URL."""
         problems = self.missing + self.failed + self.not_canonical + self.bad_objects + self.stale
-        problems += self.queued
+        problems += self.queued + self.unseen
         return {p.card.card_id for p in problems}
 
 
@@ -75,7 +77,9 @@ def audit_cardset(
         if entry is not None and entry.status == ledger.FAILED:
             audit.failed.append(Problem(card, entry.error or "render failed"))
         if card.image_url is None:
-            if entry is None or entry.status != ledger.FAILED:
+            if entry is None:
+                audit.unseen.append(Problem(card, "no run has seen it yet"))
+            elif entry.status != ledger.FAILED:
                 audit.missing.append(Problem(card, "image_url is NULL"))
             continue
         with_url.append(card)

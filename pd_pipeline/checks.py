@@ -40,8 +40,8 @@ CHECKS = {
     "urls_present": (
         dg.AssetCheckSeverity.ERROR,
         True,
-        "No NULL image_url left, except cards whose render failed (listed) and cards that "
-        "changed while their image was made (queued for the next run, counted).",
+        "No NULL image_url left behind by a run: cards whose render failed are listed; cards "
+        "added or changed since the run read them are counted as queued for the next run.",
     ),
 }
 
@@ -96,6 +96,7 @@ def check_results(asset: str, audit: Audit, now: dt.datetime) -> list[dg.AssetCh
             audit.missing,
             failed_renders=len(audit.failed),
             queued_for_next_run=len(audit.queued),
+            not_seen_by_a_run_yet=len(audit.unseen),
             **({"failed_cards": problems_table(audit.failed)} if audit.failed else {}),
         ),  # fmt: skip
     ]

@@ -47,6 +47,8 @@ def upsert(conn: sa.Connection, rows: list[dict[str, Any]], *, keep: Sequence[st
         for c in columns
     }
     statement = insert.on_conflict_do_update(index_elements=["card_type", "card_id"], set_=updates)
+    # Key order: two workers upserting overlapping cards lock rows in the same order, no deadlock.
+    rows = sorted(rows, key=lambda row: (row["card_type"], row["card_id"]))
     for start in range(0, len(rows), 1000):
         conn.execute(statement, rows[start : start + 1000])
 

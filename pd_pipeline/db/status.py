@@ -44,7 +44,7 @@ def cardset_status(
                     card_type,
                     total=audit.cards,
                     valid=audit.cards - len(audit.waiting()),
-                    pending=len(audit.missing) + len(audit.not_canonical),
+                    pending=len(audit.missing) + len(audit.not_canonical) + len(audit.unseen),
                     stale=len(audit.stale) + len(audit.queued),
                     failed=len(audit.failed),
                     oldest_wait=now - audit.first_pending if audit.first_pending else None,
