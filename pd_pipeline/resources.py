@@ -85,7 +85,9 @@ class CardRenderer(dg.ConfigurableResource):
         default=None, description="Chromium binary (PD_CHROMIUM_PATH); default: found on PATH."
     )
     pages: int = Field(default=4, description="Pages rendering at once (PD_RENDER_PAGES).")
-    timeout_seconds: float = Field(default=20.0, description="Per-card render timeout.")
+    timeout_seconds: int = Field(
+        default=20, description="Per-card render timeout (PD_RENDER_TIMEOUT_SECONDS)."
+    )
     recycle_after: int = Field(default=2000, description="Relaunch Chromium after this many cards.")
 
     _pool: BrowserPool | None = PrivateAttr(default=None)
@@ -132,6 +134,7 @@ def resources_from_env(resolved: bool = False) -> dict[str, dg.ConfigurableResou
         "renderer": CardRenderer(
             chromium_path=setting("PD_CHROMIUM_PATH", None),
             pages=setting("PD_RENDER_PAGES", 4, int),
+            timeout_seconds=setting("PD_RENDER_TIMEOUT_SECONDS", 20, int),
         ),
     }
 

@@ -5,11 +5,11 @@ import pytest
 import sqlalchemy as sa
 
 from pd_pipeline.db import schema
-from pd_pipeline.definitions import build_defs
 from pd_pipeline_tests.helpers import (
     add_variant,
     image_urls,
     materializations,
+    materialize,
     move_chances,
     run_partition,
     seed_small_demo,
@@ -27,19 +27,9 @@ def setup(db_url, s3_env, monkeypatch):
         yield engine, instance
 
 
-def _materialize(instance, *assets: str):
-    job = build_defs().resolve_job_def("card_images_job")
-    return job.execute_in_process(
-        instance=instance,
-        partition_key="cardset-001",
-        asset_selection=[dg.AssetKey(a) for a in assets],
-        raise_on_error=False,
-    )
-
-
 def test_rows_changed_between_render_and_write_back_are_not_clobbered(setup):
     engine, instance = setup
-    assert _materialize(instance, "battingcard_pngs").success
+    assert materialize(instance, "battingcard_pngs").success
     ids = sorted(image_urls(engine))
     edited, taken, deleted = ids[0], ids[1], ids[2]
     move_chances(engine, edited)  # its PNG no longer shows its data
@@ -51,7 +41,7 @@ def test_rows_changed_between_render_and_write_back_are_not_clobbered(setup):
         conn.execute(sa.delete(r).where(r.c.battingcard_id == deleted))
         conn.execute(sa.delete(t).where(t.c.id == deleted))
 
-    result = _materialize(instance, "battingcard_image_urls")
+    result = materialize(instance, "battingcard_image_urls")
     assert result.success
     urls = image_urls(engine)
     assert urls[edited] is None, "a URL of a PNG showing old data was written"

@@ -6,6 +6,7 @@ that an earlier run stored (a render-cache hit) still gets its URL written.
 """
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -52,8 +53,24 @@ def write_back(
         ids = candidate_ids(conn, card_type, cardset_id)
     report = WriteReport(candidates=len(ids))
     for start in range(0, len(ids), BATCH):
-        _write_batch(engine, card_type, ids[start : start + BATCH], template_version, report)
+        batch = ids[start : start + BATCH]
+        _retry_lost_connection(
+            lambda b=batch: _write_batch(engine, card_type, b, template_version, report)
+        )
     return report
+
+
+def _retry_lost_connection(write, attempts: int = 3) -> None:
+    """A batch is one transaction: when its connection dies (a restarted or failed-over server,
+    a killed backend), it rolled back whole and is simply written again on a new connection."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return write()
+        except sa.exc.DBAPIError as e:
+            if not e.connection_invalidated or attempt == attempts:
+                raise
+            log.warning("write-back connection lost (%s); retrying the batch", e.orig)
+            time.sleep(0.5 * attempt)
 
 
 def _write_batch(

@@ -1,0 +1,149 @@
+"""Faults injected mid-run into the real services lose nothing, and the run (or the rerun)
+completes: a locked SQLite database, a killed or frozen Chromium, a killed PostgreSQL connection,
+and an S3 server that goes away."""
+
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from pd_pipeline.db import ledger, schema
+from pd_pipeline.db.writeback import write_back
+from pd_pipeline.resources import card_templates
+from pd_pipeline_tests.helpers import image_urls, materialize, run_partition, seed_small_demo
+
+pytestmark = pytest.mark.slow
+
+
+def chromium_pids() -> list[int]:
+    out = subprocess.run(["pgrep", "-f", "chrom.*--headless"], capture_output=True, text=True)
+    return [int(pid) for pid in out.stdout.split()]
+
+
+def stored(engine: sa.Engine) -> int:
+    entry = schema.card_render
+    with engine.connect() as conn:
+        query = sa.select(sa.func.count()).select_from(entry)
+        return conn.scalar(query.where(entry.c.status == ledger.STORED))
+
+
+def when(condition, then, timeout: float = 120) -> threading.Thread:
+    """Run `then` in a thread as soon as `condition` holds: a fault injected mid-run."""
+
+    def watch():
+        deadline = time.monotonic() + timeout
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        then()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.fixture
+def demo(sqlite_url, s3_env, monkeypatch):
+    monkeypatch.setenv("PD_DATABASE_URL", sqlite_url)
+    engine = seed_small_demo(sqlite_url, players=30)
+    with dg.instance_for_test() as instance:
+        yield engine, instance
+
+
+def test_a_killed_chromium_is_relaunched_and_the_run_completes(demo):
+    engine, instance = demo
+    killed = []
+
+    def kill():
+        for pid in chromium_pids():
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    fault = when(lambda: stored(engine) >= 5, kill)
+    result = run_partition(instance)
+    fault.join()
+    assert killed, "the fault was not injected"
+    assert result.success
+    assert all(image_urls(engine).values()) and all(image_urls(engine, "pitchingcard").values())
+
+
+def test_a_frozen_chromium_times_out_and_the_run_completes(demo, monkeypatch):
+    """SIGSTOP makes every page hang past its timeout; the pool throws the browser away."""
+    engine, instance = demo
+    monkeypatch.setenv("PD_RENDER_TIMEOUT_SECONDS", "2")
+    frozen = []
+
+    def freeze():
+        frozen.extend(chromium_pids())
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+
+    fault = when(lambda: stored(engine) >= 5, freeze)
+    result = run_partition(instance)
+    fault.join()
+    for pid in frozen:  # whatever the pool did not reap
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert frozen, "the fault was not injected"
+    assert result.success
+    assert all(image_urls(engine).values()) and all(image_urls(engine, "pitchingcard").values())
+
+
+def test_sqlite_locked_by_another_writer_is_waited_out(demo, sqlite_url):
+    engine, instance = demo
+    assert materialize(instance, "battingcard_pngs").success
+    path = sa.make_url(sqlite_url).database
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another client holds the write lock ...
+    threading.Timer(3.0, other.execute, ["COMMIT"]).start()  # ... for three seconds
+    started = time.monotonic()
+    report = write_back(engine, "battingcard", 1, card_templates().version)
+    assert time.monotonic() - started >= 2.5, "the lock was not held"
+    assert report.written == report.candidates > 0
+    assert all(image_urls(engine).values())
+
+
+def test_a_killed_postgres_connection_mid_write_back_is_retried(pg_url, s3_env, monkeypatch):
+    monkeypatch.setenv("PD_DATABASE_URL", pg_url)
+    engine = seed_small_demo(pg_url, players=30)
+    with dg.instance_for_test() as instance:
+        assert materialize(instance, "battingcard_pngs").success
+        with engine.begin() as conn:
+            # Slow each row's update down so the kill lands mid write-back.
+            conn.exec_driver_sql(
+                "CREATE FUNCTION slow() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(0.05); "
+                "RETURN NEW; END $$ LANGUAGE plpgsql"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER slow BEFORE UPDATE ON battingcard "
+                "FOR EACH ROW EXECUTE FUNCTION slow()"
+            )
+        admin = sa.create_engine(pg_url)
+        writer = (
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND query ILIKE 'UPDATE battingcard%%'"
+        )
+        killed = []
+
+        def writing() -> bool:
+            with admin.connect() as conn:
+                return conn.exec_driver_sql(writer).first() is not None
+
+        def kill() -> None:
+            with admin.connect() as conn:
+                for (pid,) in conn.exec_driver_sql(writer).all():
+                    conn.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+                    killed.append(pid)
+
+        fault = when(writing, kill)
+        result = materialize(instance, "battingcard_image_urls")
+        fault.join()
+        assert killed, "the fault was not injected"
+        assert result.success, "a killed connection is retried"
+        assert all(image_urls(engine).values())
