@@ -74,7 +74,8 @@ def assert_every_card_correct(engine: sa.Engine, cardsets=(1,)) -> None:
             assert_url_opens_its_png(url)
         for cardset_id in cardsets:
             audit = audit_cardset(engine, store, card_type, cardset_id, version)
-            assert not audit.waiting(), f"{card_type} cardset {cardset_id}: {audit}"
+            reasons = sorted({p.reason for p in audit.missing + audit.stale + audit.bad_objects})
+            assert not audit.waiting(), f"{card_type} cardset {cardset_id}: {reasons}"
 
 
 def test_edits_during_a_run_are_never_clobbered_and_the_next_run_converges(pg_url, cli_env):
