@@ -17,6 +17,8 @@ from pd_pipeline.storage.keys import cardset_id_of
 GROUP = "card_images"
 # A backfill from the UI groups cardsets into runs of a few: one warm browser serves them all.
 BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=4)
+# Rendering steps share a concurrency pool (deploy/dagster.yaml sizes it), whatever run they are in.
+RENDER_POOL = "card_render"
 OWNERS = ["team:card-pipeline"]
 
 
@@ -45,6 +47,7 @@ def build_card_assets(card_type: str) -> list[dg.AssetsDefinition]:
         group_name=GROUP,
         owners=OWNERS,
         kinds={"playwright", "s3"},
+        pool=RENDER_POOL,
         description=f"Rendered {card_type} PNGs in the object store, one per card row, each "
         "confirmed in the store and recorded in the card_render ledger.",
     )

@@ -17,6 +17,9 @@ def build_defs() -> dg.Definitions:
         sensors=[pending_images_sensor],
         schedules=[nightly_reconcile_schedule],
         resources=resources_from_env(),
+        # UI and backfill runs use the implicit asset job: one process, so one warm Chromium
+        # serves every step instead of a browser per step process.
+        executor=dg.in_process_executor,
     )
 
 

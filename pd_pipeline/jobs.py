@@ -3,7 +3,7 @@
 import dagster as dg
 from pydantic import Field
 
-from pd_pipeline.assets import GROUP
+from pd_pipeline.assets import GROUP, RENDER_POOL
 from pd_pipeline.db.cards import CARD_TYPES, cardset_ids
 from pd_pipeline.db.writeback import write_back
 from pd_pipeline.metadata import failures_markdown, png_metadata, url_metadata
@@ -12,12 +12,16 @@ from pd_pipeline.pngs import make_pngs
 from pd_pipeline.resources import CardDatabase, CardRenderer, CardStore
 from pd_pipeline.storage.keys import partition_key
 
+# deploy/dagster.yaml limits how many runs with this tag render at once.
+RENDER_TAGS = {"pd/render": "true"}
+
 # Steps run in one process: the warm browser is shared by both card types, and each step skips
 # the seconds a new process costs.
 card_images_job = dg.define_asset_job(
     "card_images_job",
     selection=dg.AssetSelection.groups(GROUP),
     executor_def=dg.in_process_executor,
+    tags=RENDER_TAGS,
     description="Render, store and write back the card images of the selected cardsets.",
 )
 
@@ -28,7 +32,10 @@ class PendingConfig(dg.Config):
     )
 
 
-@dg.op(description="Every cardset with cards needing an image: render, store, write back.")
+@dg.op(
+    description="Every cardset with cards needing an image: render, store, write back.",
+    pool=RENDER_POOL,
+)
 def render_pending_cards(
     context: dg.OpExecutionContext,
     config: PendingConfig,
@@ -78,6 +85,7 @@ def render_pending_cards(
 
 @dg.job(
     executor_def=dg.in_process_executor,
+    tags=RENDER_TAGS,
     description="CI entry point: render every pending card of every cardset; fails naming any "
     "card that failed, after writing every good card's URL.",
 )

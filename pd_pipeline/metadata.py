@@ -6,6 +6,7 @@ import dagster as dg
 
 from pd_pipeline.db.writeback import WriteReport
 from pd_pipeline.pngs import PngReport
+from pd_pipeline.preview import pick_samples, preview_markdown
 
 MAX_LISTED_FAILURES = 50
 
@@ -30,7 +31,11 @@ def png_metadata(reports: list[PngReport]) -> dict[str, Any]:
         return sum(getattr(r, attribute) for r in reports)
 
     seconds = total("render_seconds")
+    samples = pick_samples([r.samples for r in reports])
     metadata: dict[str, Any] = {
+        # First, so the UI shows the pictures and the table above the single figures.
+        "preview": dg.MetadataValue.md(preview_markdown(samples, total("rendered"))),
+        "summary": summary_markdown(reports),
         "cardsets": ", ".join(r.partition for r in reports),
         **{name: total(name) for name in ("cards", "current", "reused", "rendered", "uploaded")},
         "failed": total("failed"),
@@ -49,6 +54,43 @@ def png_metadata(reports: list[PngReport]) -> dict[str, Any]:
         shown = "\n".join(f"- `{key}`" for key in orphans[:MAX_LISTED_FAILURES])
         metadata["orphans"] = dg.MetadataValue.md(shown)
     return metadata
+
+
+SUMMARY_COUNTS = ("cards", "current", "reused", "rendered", "uploaded", "failed")
+
+
+def summary_markdown(reports: list[PngReport]) -> dg.MarkdownMetadataValue:
+    """Counts, bytes and timings, one column per cardset (and a total when the run covers
+    several): the UI's metadata column is narrow, so the figures run down, not across."""
+    columns = [(r.partition, [r]) for r in reports]
+    if len(reports) > 1:
+        columns.append(("total", reports))
+    cells = [_summary_cells(group) for _, group in columns]
+    labels = (*SUMMARY_COUNTS, "PNG\u00a0bytes", "render\u00a0time", "cards/s")
+    lines = [
+        "| | " + " | ".join(name for name, _ in columns) + " |",
+        "| --- |" + " ---: |" * len(columns),
+    ]
+    for row, label in enumerate(labels):
+        lines.append(f"| {label} | " + " | ".join(column[row] for column in cells) + " |")
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def _summary_cells(reports: list[PngReport]) -> list[str]:
+    def total(attribute: str):
+        return sum(getattr(r, attribute) for r in reports)
+
+    seconds = total("render_seconds")
+    rate = f"{total('rendered') / seconds:.1f}" if seconds else "-"
+    counts = [str(total(name)) for name in SUMMARY_COUNTS]
+    # No-break spaces keep a figure and its unit together in the narrow column.
+    return [*counts, _size(total("png_bytes")), f"{seconds:.1f}\u00a0s", rate]
+
+
+def _size(n: int) -> str:
+    if n < 1000:
+        return f"{n}\u00a0B"
+    return f"{n / 1000:.0f}\u00a0KB" if n < 1_000_000 else f"{n / 1_000_000:.1f}\u00a0MB"
 
 
 def url_metadata(reports: list[WriteReport]) -> dict[str, Any]:

@@ -23,10 +23,18 @@ IN_FLIGHT = [
 
 
 def partitions_in_flight(instance: dg.DagsterInstance) -> set[str]:
-    runs = instance.get_runs(
-        filters=dg.RunsFilter(job_name=card_images_job.name, statuses=IN_FLIGHT)
-    )
-    return {run.tags.get("dagster/partition") for run in runs} - {None}
+    """Cardsets some queued or running run covers: ours, UI runs and backfill ranges alike."""
+    keys = instance.get_dynamic_partitions(cardsets.name)
+    busy = set()
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT)):
+        tags = run.tags
+        if "dagster/partition" in tags:
+            busy.add(tags["dagster/partition"])
+        first = tags.get("dagster/asset_partition_range_start")
+        last = tags.get("dagster/asset_partition_range_end")
+        if first in keys and last in keys:
+            busy.update(keys[keys.index(first) : keys.index(last) + 1])
+    return busy
 
 
 @dg.sensor(

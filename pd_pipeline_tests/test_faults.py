@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -17,14 +18,34 @@ import sqlalchemy as sa
 from pd_pipeline.db import ledger, schema
 from pd_pipeline.db.writeback import write_back
 from pd_pipeline.resources import card_templates
-from pd_pipeline_tests.helpers import image_urls, materialize, run_partition, seed_small_demo
+from pd_pipeline_tests.helpers import (
+    assert_url_opens_its_png,
+    image_urls,
+    materialize,
+    run_partition,
+    seed_small_demo,
+)
+from pd_pipeline_tests.services import S3Server
 
 pytestmark = pytest.mark.slow
 
 
 def chromium_pids() -> list[int]:
-    out = subprocess.run(["pgrep", "-f", "chrom.*--headless"], capture_output=True, text=True)
-    return [int(pid) for pid in out.stdout.split()]
+    """The headless Chromium processes this test process started (never anyone else's)."""
+    ours, found = {os.getpid()}, True
+    while found:  # walk down the process tree: python -> Playwright driver -> Chromium
+        out = subprocess.run(["pgrep", "-P", ",".join(map(str, ours))], capture_output=True)
+        children = {int(pid) for pid in out.stdout.split()}
+        found = bool(children - ours)
+        ours |= children
+    return [pid for pid in ours if b"--headless" in _cmdline(pid)]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""  # it has exited meanwhile
 
 
 def stored(engine: sa.Engine) -> int:
@@ -147,3 +168,47 @@ def test_a_killed_postgres_connection_mid_write_back_is_retried(pg_url, s3_env, 
         assert killed, "the fault was not injected"
         assert result.success, "a killed connection is retried"
         assert all(image_urls(engine).values())
+
+
+def test_s3_going_away_mid_run_fails_clearly_and_the_rerun_completes(
+    sqlite_url, monkeypatch, tmp_path
+):
+    """The S3 server dies during the PNG step: the run stops with a clear error, no URL points
+    at an object that was not confirmed, and once S3 is back the rerun completes."""
+    server = S3Server().start()
+    try:
+        bucket = server.new_bucket()
+        env = {
+            "PD_DATABASE_URL": sqlite_url,
+            "PD_STORE": f"s3://{bucket}/",
+            "PD_S3_ENDPOINT_URL": server.endpoint_url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        engine = seed_small_demo(sqlite_url, players=30)
+        with dg.instance_for_test() as instance:
+            fault = when(lambda: stored(engine) >= 5, server.stop)
+            started = time.monotonic()
+            failed = run_partition(instance)
+            fault.join()
+            assert not failed.success
+            assert time.monotonic() - started < 120, "a dead store must fail fast"
+            errors = [
+                e.step_failure_data.error.message for e in failed.all_events if e.is_step_failure
+            ]
+            assert any("object store" in message for message in errors), errors
+            assert not any(image_urls(engine).values()), (
+                "a URL was written for an unconfirmed object"
+            )
+
+            server.start()  # the same endpoint, back (and empty: moto keeps nothing)
+            server.client().create_bucket(Bucket=bucket)
+            assert run_partition(instance).success
+            for card_type in ("battingcard", "pitchingcard"):
+                for url in image_urls(engine, card_type).values():
+                    assert_url_opens_its_png(url)
+    finally:
+        server.stop()
