@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 export DAGSTER_HOME ?= $(CURDIR)/var/dagster
 
-.PHONY: setup demo test dev lint clean
+.PHONY: setup demo test dev lint clean bench loadtest
 
 setup: $(VENV)/.installed var/.chromium
 
@@ -39,6 +39,19 @@ dev: setup
 lint: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The render benchmark (1,000 cards: the pipeline end to end, the bare Chromium loop, a browser
+# per card), then 100,000 URLs written back on PostgreSQL (skipped, saying why, without one).
+# Results: bench/results/. Never part of `make test`.
+bench: setup
+	$(BIN)/python -m bench render
+	$(BIN)/python -m bench writeback --rows 100000
+
+# Heavy runs: peak memory over 1,000 and 10,000 cards, and the write-back's candidate query on
+# a 1,000,000-row card table (PostgreSQL).
+loadtest: setup
+	$(BIN)/python -m bench memory --cards 1000 10000
+	$(BIN)/python -m bench writeback --rows 100000 --explain-rows 1000000
 
 clean:
 	rm -rf var

@@ -8,9 +8,10 @@ in batches.
 """
 
 import hashlib
+import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,15 +23,21 @@ from pd_pipeline.db.cards import Card, load_cards
 from pd_pipeline.render.browser import BrowserPool
 from pd_pipeline.render.chart import CardDataError
 from pd_pipeline.render.html import CardTemplates
-from pd_pipeline.render.png import verify_png
+from pd_pipeline.render.png import InvalidPng, verify_png
 from pd_pipeline.storage.keys import object_key, partition_key, public_url
 from pd_pipeline.storage.stores import PNG, ObjectStore
 
 log = logging.getLogger(__name__)
 LEDGER_BATCH = 200
 IO_THREADS = 8
+MAX_UPLOADS_IN_FLIGHT = 4 * IO_THREADS
 PROGRESS_EVERY_S = 5.0
 SAMPLE_PNGS = 12
+STORE_FAILURES_TO_GIVE_UP = 5  # uploads failing in a row (each after the client's retries)
+
+
+class StoreUnavailable(RuntimeError):
+    pass
 
 
 @dataclass
@@ -86,11 +93,13 @@ def make_pngs(
     step = _CardsetPngs(engine, store, templates, card_type, cardset_id, logger)
     with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="store") as io:
         todo = step.plan(rerender_all, verify_objects, io)
-        if todo:
-            to_render = todo if rerender_all else step.reuse_stored(todo, io)
-            if to_render:
-                step.render_and_store(to_render, browser, io)
-            step.recorder.flush()
+        try:
+            if todo:
+                to_render = todo if rerender_all else step.reuse_stored(todo, io)
+                if to_render:
+                    step.render_and_store(to_render, browser, io)
+        finally:
+            step.recorder.flush()  # whatever was confirmed is recorded, even if the step fails
     return step.report
 
 
@@ -100,6 +109,7 @@ class _CardsetPngs:
         self.card_type, self.cardset_id = card_type, cardset_id
         self.report = PngReport(card_type, cardset_id)
         self.recorder = _LedgerRecorder(engine, card_type, store)
+        self.store_failures_in_a_row = 0
 
     def plan(self, rerender_all: bool, verify_objects: bool, io: ThreadPoolExecutor) -> list[_Todo]:
         """The cards needing work, each marked pending in the ledger (with the URL seen on it)."""
@@ -128,7 +138,7 @@ class _CardsetPngs:
 
     def _lost_objects(self, settled: list[_Todo], made: dict, io) -> list[_Todo]:
         """Settled cards whose object is gone or no longer holds the bytes their URL names."""
-        heads = io.map(lambda t: self.store.head(t.key), settled)
+        heads = self._head_all(settled, io)
         lost = []
         for item, head in zip(settled, heads, strict=True):
             if head is None or head.sha256 != made[item.card.card_id].png_sha256:
@@ -166,7 +176,7 @@ class _CardsetPngs:
 
     def reuse_stored(self, todo: list[_Todo], io: ThreadPoolExecutor) -> list[_Todo]:
         """Cards whose current image is already in the store: confirm it and skip rendering."""
-        heads = io.map(lambda t: self.store.head(t.key), todo)
+        heads = self._head_all(todo, io)
         to_render = []
         for item, head in zip(todo, heads, strict=True):
             current = head and head.content_type == PNG and head.input_hash == item.input_hash
@@ -180,18 +190,16 @@ class _CardsetPngs:
     def render_and_store(
         self, todo: list[_Todo], browser: Callable[[], BrowserPool], io: ThreadPoolExecutor
     ) -> None:
-        markup: dict[int, str] = {}
-        for index, item in enumerate(todo):
-            try:
-                markup[index] = self.templates.body(item.card)
-            except CardDataError as e:
-                self.fail(item, str(e))
-        if not markup:
+        # Markup is made as the pool asks for it (overlapping Chromium), and the browser starts
+        # only once a card has some.
+        jobs = self._markup(todo)
+        first = next(jobs, None)
+        if first is None:
             return
         started = time.monotonic()
-        progress = _Progress(self.report, len(markup), self.logger)
+        progress = _Progress(self.report, len(todo), self.logger)
         uploads: list[Future] = []
-        for result in browser().render_many((i, markup.pop(i)) for i in list(markup)):
+        for result in browser().render_many(itertools.chain([first], jobs)):
             item = todo[result.job_id]
             if result.png is None:
                 self.fail(item, f"{item.card.label}: {result.error}")
@@ -206,21 +214,54 @@ class _CardsetPngs:
         self.report.render_seconds = time.monotonic() - started
         progress.done()
 
+    def _markup(self, todo: list[_Todo]) -> Iterator[tuple[int, str]]:
+        for index, item in enumerate(todo):
+            try:
+                yield index, self.templates.body(item.card)
+            except CardDataError as e:
+                self.fail(item, str(e))
+
     def _collect(self, uploads: list[Future], *, wait: bool) -> list[Future]:
+        """Record finished uploads; the ones still running, at most MAX_UPLOADS_IN_FLIGHT
+        (rendering waits for the store rather than holding ever more PNGs in memory)."""
         pending = []
-        for future in uploads:
-            if not wait and not future.done():
+        for index, future in enumerate(uploads):
+            must_wait = wait or len(uploads) - index > MAX_UPLOADS_IN_FLIGHT
+            if not must_wait and not future.done():
                 pending.append(future)
                 continue
             item, outcome = future.result()
             if isinstance(outcome, Exception):
                 self.fail(item, f"{item.card.label}: {outcome}")
+                self._give_up_on_a_dead_store(outcome)
                 continue
+            self.store_failures_in_a_row = 0
             sha, size, uploaded = outcome
             self.recorder.stored(item, sha, size)
             self.report.uploaded += uploaded
             self.report.png_bytes += size
         return pending
+
+    def _head_all(self, items: list[_Todo], io: ThreadPoolExecutor) -> list:
+        try:
+            return list(io.map(lambda t: self.store.head(t.key), items))
+        except Exception as e:
+            raise StoreUnavailable(
+                f"object store {self.store.describe()} is unavailable: {e}"
+            ) from e
+
+    def _give_up_on_a_dead_store(self, error: Exception) -> None:
+        """Uploads fail one card at a time, but a store that fails them all is down: stop the
+        step with one clear error instead of failing every remaining card (its retries already
+        spent). What was confirmed so far stays recorded; the rerun does the rest."""
+        if isinstance(error, InvalidPng):
+            return  # the card's fault, not the store's
+        self.store_failures_in_a_row += 1
+        if self.store_failures_in_a_row >= STORE_FAILURES_TO_GIVE_UP:
+            raise StoreUnavailable(
+                f"object store {self.store.describe()} is unavailable: "
+                f"{self.store_failures_in_a_row} uploads in a row failed (last: {error})"
+            ) from error
 
     def fail(self, item: _Todo, error: str) -> None:
         self.logger.warning(f"card failed: {error}")

@@ -12,7 +12,7 @@ import pytest
 from pd_pipeline.db.cards import Card
 from pd_pipeline.db.schema import CHANCES_PER_SIDE, RESULTS
 from pd_pipeline.render.chart import CardDataError, chart, validate
-from pd_pipeline.render.html import TEMPLATE_DIR, CardTemplates, tier_of
+from pd_pipeline.render.html import FONTS, TEMPLATE_DIR, CardTemplates, tier_of
 
 # A slugger vs LHP / RHP and an ace's sides (each sums to 108), in the DB's shape.
 BATTING = {
@@ -117,7 +117,7 @@ def test_shell_has_fonts_and_no_script_or_url(templates):
     shell = templates.shell()
     assert shell.startswith("<!doctype html>")
     assert '<main id="card"></main>' in shell
-    assert shell.count("@font-face") == 5 and "data:font/otf;base64," in shell
+    assert shell.count("@font-face") == len(FONTS) and "data:font/woff2;base64," in shell
     assert not re.search(r"<script|https?://|javascript:|\son\w+\s*=", shell, re.I)
 
 

@@ -11,9 +11,11 @@ import threading
 import time
 from pathlib import Path
 
+import boto3
 import dagster as dg
 import pytest
 import sqlalchemy as sa
+from moto.server import ThreadedMotoServer
 
 from pd_pipeline.db import ledger, schema
 from pd_pipeline.db.writeback import write_back
@@ -25,7 +27,7 @@ from pd_pipeline_tests.helpers import (
     run_partition,
     seed_small_demo,
 )
-from pd_pipeline_tests.services import S3Server
+from pd_pipeline_tests.services import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -170,45 +172,46 @@ def test_a_killed_postgres_connection_mid_write_back_is_retried(pg_url, s3_env, 
         assert all(image_urls(engine).values())
 
 
-def test_s3_going_away_mid_run_fails_clearly_and_the_rerun_completes(
-    sqlite_url, monkeypatch, tmp_path
-):
-    """The S3 server dies during the PNG step: the run stops with a clear error, no URL points
-    at an object that was not confirmed, and once S3 is back the rerun completes."""
-    server = S3Server().start()
-    try:
-        bucket = server.new_bucket()
-        env = {
-            "PD_DATABASE_URL": sqlite_url,
-            "PD_STORE": f"s3://{bucket}/",
-            "PD_S3_ENDPOINT_URL": server.endpoint_url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        engine = seed_small_demo(sqlite_url, players=30)
-        with dg.instance_for_test() as instance:
-            fault = when(lambda: stored(engine) >= 5, server.stop)
-            started = time.monotonic()
-            failed = run_partition(instance)
-            fault.join()
-            assert not failed.success
-            assert time.monotonic() - started < 120, "a dead store must fail fast"
-            errors = [
-                e.step_failure_data.error.message for e in failed.all_events if e.is_step_failure
-            ]
-            assert any("object store" in message for message in errors), errors
-            assert not any(image_urls(engine).values()), (
-                "a URL was written for an unconfirmed object"
-            )
+def test_s3_going_away_mid_run_fails_clearly_and_the_rerun_completes(sqlite_url, monkeypatch):
+    """The S3 server goes away during the PNG steps: the run stops with a clear error, every URL
+    written opens its object, and once S3 is back the rerun completes the partition. (moto's
+    threaded server keeps its objects in this process, so they outlive the server's restart.)"""
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {
+        "PD_DATABASE_URL": sqlite_url,
+        "PD_STORE": "s3://cards-outage/",
+        "PD_S3_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="cards-outage")
+    engine = seed_small_demo(sqlite_url, players=30)
+    with dg.instance_for_test() as instance:
+        fault = when(lambda: stored(engine) >= 5, server.stop)
+        started = time.monotonic()
+        failed = run_partition(instance)
+        fault.join()
+        assert not failed.success
+        assert time.monotonic() - started < 180, "a dead store must fail the run fast"
+        errors = [
+            e.step_failure_data.error.to_string() for e in failed.all_events if e.is_step_failure
+        ]
+        assert any("is unavailable" in error for error in errors), errors
 
-            server.start()  # the same endpoint, back (and empty: moto keeps nothing)
-            server.client().create_bucket(Bucket=bucket)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+        server.start()  # back, with what it held
+        try:
+            for url in filter(None, image_urls(engine).values()):
+                assert_url_opens_its_png(url)  # nothing written for an unconfirmed object
             assert run_partition(instance).success
             for card_type in ("battingcard", "pitchingcard"):
                 for url in image_urls(engine, card_type).values():
                     assert_url_opens_its_png(url)
-    finally:
-        server.stop()
+        finally:
+            server.stop()

@@ -52,8 +52,9 @@ class Card:
 
 
 def _num(value: Any) -> Any:
-    # Floats that are whole numbers hash and render the same on SQLite and PostgreSQL.
-    if isinstance(value, float) and value.is_integer():
+    # Floats that are whole numbers hash and render the same on SQLite and PostgreSQL. Past
+    # 2**53 a float is no exact whole number: it stays a float (1e+300, not 300 digits).
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return int(value)
     return value
 
@@ -65,9 +66,12 @@ def load_cards(
     cardset_id: int | None = None,
     card_ids: Sequence[int] | None = None,
     lock: bool = False,
+    no_cardset: bool = False,
 ) -> list[Card]:
     """Cards of one type in a cardset (or by id), with player, rarity, ratings and fielding.
 
+    `no_cardset` selects the cards whose player has no cardset instead: no partition renders
+    them, so they are reported as failed cards (validation names `player.cardset_id`).
     `lock` takes row locks (PostgreSQL `FOR UPDATE` on the cards, `FOR SHARE` on their data) so a
     write-back can compare the data and update the row with nobody changing either in between.
     """
@@ -96,6 +100,8 @@ def load_cards(
         query = query.where(p.c.cardset_id == cardset_id)
     if card_ids is not None:
         query = query.where(card.c.id.in_(card_ids))
+    if no_cardset:
+        query = query.where(p.c.cardset_id.is_(None))
     lockable = lock and conn.dialect.name == "postgresql"
     if lockable:
         query = query.with_for_update(of=card)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from pd_pipeline.db import ledger, schema
 from pd_pipeline.db.cards import load_cards
@@ -31,8 +32,12 @@ class WriteReport:
 
 def candidate_ids(conn: sa.Connection, card_type: str, cardset_id: int) -> list[int]:
     """Rows in the cardset whose image_url is not the URL of their confirmed object."""
+    return list(conn.scalars(_candidates_query(card_type, cardset_id)))
+
+
+def _candidates_query(card_type: str, cardset_id: int) -> sa.Select:
     card, entry = schema.CARD_TABLES[card_type], schema.card_render
-    query = (
+    return (
         sa.select(card.c.id)
         .join(schema.player, schema.player.c.player_id == card.c.player_id)
         .join(entry, sa.and_(entry.c.card_type == card_type, entry.c.card_id == card.c.id))
@@ -43,7 +48,6 @@ def candidate_ids(conn: sa.Connection, card_type: str, cardset_id: int) -> list[
         )
         .order_by(card.c.id)
     )
-    return list(conn.scalars(query))
 
 
 def write_back(
@@ -81,47 +85,72 @@ def _write_batch(
     report: WriteReport,
 ) -> None:
     table = schema.CARD_TABLES[card_type]
+    counts = WriteReport()  # added to `report` once committed: a retried batch counts once
     with write_transaction(engine) as conn:
         # Under row locks (PostgreSQL) or the write lock (SQLite), compare what the row shows now
         # with what its PNG shows, then update: nobody can change either in between.
         cards = {c.card_id: c for c in load_cards(conn, card_type, card_ids=ids, lock=True)}
         made = ledger.entries(conn, card_type, ids)
-        report.gone += len(ids) - len(cards)
+        counts.gone = len(ids) - len(cards)
         updates, left = [], []
         for card_id, card in cards.items():
             entry = made[card_id]
             if entry.status != ledger.STORED or card.image_url == entry.url:
                 continue  # settled meanwhile by another worker
             if card.input_hash(template_version) != entry.input_hash:
-                report.changed += 1
+                counts.changed += 1
                 left.append(card_id)
             elif card.image_url != entry.seen_url:
-                report.conflicts += 1
+                counts.conflicts += 1
                 left.append(card_id)
             else:
-                updates.append({"b_id": card_id, "b_seen": entry.seen_url, "b_url": entry.url})
+                updates.append((card_id, entry.seen_url, entry.url))
         _flag_stale(conn, card_type, left)
-        if not updates:
-            return
-        conn.execute(
-            sa.update(table)
-            .where(
-                table.c.id == sa.bindparam("b_id"),
-                table.c.image_url.is_not_distinct_from(sa.bindparam("b_seen")),
+        if updates:
+            _set_urls(conn, table, updates)
+            entry = schema.card_render
+            conn.execute(
+                sa.update(entry)
+                .where(entry.c.card_type == card_type, _one_of(conn, entry.c.card_id, updates))
+                .values(written_at=ledger.utcnow(), first_pending_at=None, seen_url=entry.c.url)
             )
-            .values(image_url=sa.bindparam("b_url")),
-            updates,
-        )
-        now = ledger.utcnow()
+            counts.written = len(updates)
+    for name in ("written", "changed", "conflicts", "gone"):
+        setattr(report, name, getattr(report, name) + getattr(counts, name))
+
+
+def _set_urls(conn: sa.Connection, table: sa.Table, updates: list[tuple]) -> None:
+    """Set each `(id, seen_url, url)` row's image_url to url, only where it is still seen_url."""
+    if conn.dialect.name == "postgresql":
+        # One set-based statement per batch: ~3x faster than a statement per row, even pipelined.
+        ids, seen, urls = (list(column) for column in zip(*updates, strict=True))
         conn.execute(
-            sa.update(schema.card_render)
-            .where(
-                schema.card_render.c.card_type == card_type,
-                schema.card_render.c.card_id.in_([u["b_id"] for u in updates]),
-            )
-            .values(written_at=now, first_pending_at=None, seen_url=schema.card_render.c.url)
+            sa.text(
+                f"UPDATE {table.name} AS card SET image_url = new.url "
+                "FROM unnest(CAST(:ids AS integer[]), CAST(:seen AS text[]), "
+                "CAST(:urls AS text[])) AS new(id, seen, url) "
+                "WHERE card.id = new.id AND card.image_url IS NOT DISTINCT FROM new.seen"
+            ),
+            {"ids": ids, "seen": seen, "urls": urls},
         )
-        report.written += len(updates)
+        return
+    conn.execute(
+        sa.update(table)
+        .where(
+            table.c.id == sa.bindparam("b_id"),
+            table.c.image_url.is_not_distinct_from(sa.bindparam("b_seen")),
+        )
+        .values(image_url=sa.bindparam("b_url")),
+        [{"b_id": i, "b_seen": seen, "b_url": url} for i, seen, url in updates],
+    )
+
+
+def _one_of(conn: sa.Connection, column: sa.Column, updates: list[tuple]) -> sa.ColumnElement:
+    """`column IN (the updated ids)`; on PostgreSQL as one array parameter, not one per id."""
+    ids = [card_id for card_id, _, _ in updates]
+    if conn.dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam("ids", ids, type_=postgresql.ARRAY(sa.Integer)))
+    return column.in_(ids)
 
 
 def _flag_stale(conn: sa.Connection, card_type: str, card_ids: list[int]) -> None:

@@ -151,6 +151,12 @@ def validate(card: Card) -> None:
         raise _fail(card, "player.name", "is missing")
     if card.card_type not in RESULTS:
         raise _fail(card, "card_type", f"is {card.card_type!r}, not a known card type")
+    if card.cardset_id is None:
+        raise _fail(
+            card,
+            "player.cardset_id",
+            "is missing, so no partition renders the card: give the player a cardset",
+        )
     _check_int(card, "variant", inputs.get("variant"), 0, 2**63 - 1, required=True)
     ratings = inputs.get("ratings") or {}
     for side in SIDES:

@@ -2,7 +2,8 @@
 
 The renderer loads `shell()` (fonts, CSS, an empty `<main id="card">`) once per page and swaps
 each card's `body()` into `#card`; `document()` is the same page with the card already inside.
-Pages hold no script and no URL: fonts are embedded as data: URIs.
+Pages hold no script and no URL (fonts are embedded as data: URIs), and their content security
+policy lets nothing else load or run.
 """
 
 import base64
@@ -11,7 +12,7 @@ import re
 import unicodedata
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
@@ -24,15 +25,53 @@ from pd_pipeline.render.chart import SIDES, chart, validate
 HERE = Path(__file__).parent
 TEMPLATE_DIR = HERE / "templates"
 FONT_DIR = HERE / "fonts"
-# (CSS family, file, weight). Families have names of their own so that a system copy of Inter or
-# Bebas Neue can never stand in for a font that failed to load.
-FONTS = (
-    ("PD Bebas", "BebasNeue-Regular.otf", 400),
-    ("PD Inter", "Inter-Regular.otf", 400),
-    ("PD Inter", "Inter-SemiBold.otf", 600),
-    ("PD Inter", "Inter-Bold.otf", 700),
-    ("PD Inter", "Inter-ExtraBold.otf", 800),
+
+
+class Face(NamedTuple):
+    """One @font-face of the card page."""
+
+    family: str
+    file: str
+    weight: str = "400"
+    # Fallback faces cover only scripts our fonts lack; Chromium decodes a face only when a
+    # card's text has a character in its range, so Latin cards never wait for CJK or emoji
+    # (the shell still carries their bytes: loaded once per page).
+    unicode_range: str | None = None
+
+
+# Families have names of their own so that a system copy of Inter or Bebas Neue can never stand
+# in for a font that failed to load. "PD Fallback" is one family made of subsets of Noto (see
+# fonts/LICENSE.txt for what each holds), each face with its range.
+FALLBACK = "PD Fallback"
+FALLBACK_FACES = (
+    (
+        "NotoSansArabic-Regular.subset.woff2",
+        "U+0600-06FF, U+0750-077F, U+200C-200F, U+FB50-FDFF, U+FE70-FEFF",
+    ),
+    ("NotoSansHebrew-Regular.subset.woff2", "U+0590-05FF, U+FB1D-FB4F"),
+    (
+        "NotoSansCJKjp-Regular.subset.woff2",
+        "U+3000-30FF, U+3130-318F, U+31F0-31FF, U+4E00-9FFF, U+AC00-D7AF, U+FF00-FFEF",
+    ),
+    (
+        "NotoColorEmoji.subset.woff2",
+        "U+200D, U+20E3, U+2190-21FF, U+2300-23FF, U+24C2, U+25A0-27BF, U+2900-297F, "
+        "U+2B00-2BFF, U+FE0F, U+1F000-1FAFF, U+E0020-E007F",
+    ),
 )
+# Each fallback face claims every weight: Chromium composes a family only from faces of the same
+# weight range (a 400 face would hide the others from bold text), and bold text gets regular
+# glyphs rather than smeared synthetic bold ones (colour emoji).
+ANY_WEIGHT = "100 900"
+FONTS = (
+    Face("PD Bebas", "BebasNeue-Regular.otf"),
+    Face("PD Inter", "Inter-Regular.woff2"),
+    Face("PD Inter", "Inter-SemiBold.woff2", "600"),
+    Face("PD Inter", "Inter-Bold.woff2", "700"),
+    Face("PD Inter", "Inter-ExtraBold.woff2", "800"),
+    *(Face(FALLBACK, file, ANY_WEIGHT, ranges) for file, ranges in FALLBACK_FACES),
+)
+FONT_TYPES = {".otf": ("font/otf", "opentype"), ".woff2": ("font/woff2", "woff2")}
 SIDE_TITLES = {
     "battingcard": {"L": "vs LHP", "R": "vs RHP"},
     "pitchingcard": {"L": "vs LHB", "R": "vs RHB"},
@@ -94,7 +133,7 @@ class CardTemplates:
 def _version(template_dir: Path, font_dir: Path) -> str:
     digest = hashlib.sha256()
     files = sorted(p for p in template_dir.rglob("*") if p.is_file())
-    files += sorted(font_dir.glob("*.otf"))
+    files += [font_dir / face.file for face in FONTS]
     files += [Path(chart_module.__file__), Path(__file__)]
     for path in files:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
@@ -102,14 +141,18 @@ def _version(template_dir: Path, font_dir: Path) -> str:
 
 
 def _font_css(font_dir: Path) -> str:
-    rules = []
-    for family, filename, weight in FONTS:
-        data = base64.b64encode((font_dir / filename).read_bytes()).decode()
-        rules.append(
-            f"@font-face{{font-family:'{family}';font-weight:{weight};font-style:normal;"
-            f"font-display:block;src:url(data:font/otf;base64,{data}) format('opentype')}}"
-        )
-    return "\n".join(rules)
+    return "\n".join(_font_face(face, font_dir) for face in FONTS)
+
+
+def _font_face(face: Face, font_dir: Path) -> str:
+    path = font_dir / face.file
+    mime, form = FONT_TYPES[path.suffix]
+    data = base64.b64encode(path.read_bytes()).decode()
+    scope = f"unicode-range:{face.unicode_range};" if face.unicode_range else ""
+    return (
+        f"@font-face{{font-family:'{face.family}';font-weight:{face.weight};font-style:normal;"
+        f"font-display:block;{scope}src:url(data:{mime};base64,{data}) format('{form}')}}"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -261,7 +304,8 @@ def _char_em(char: str) -> float:
     if unicodedata.combining(char):
         return 0.0
     if unicodedata.east_asian_width(char) in "WF":
-        return 1.0
+        # Colour emoji are wider than an em (Noto's advance is 1.25 em); CJK is one em.
+        return 1.3 if unicodedata.category(char) == "So" else 1.0
     if ord(char) < 0x250:
         return _bebas().getlength(char) / 100 + 0.02  # + letter-spacing
     return 0.65

@@ -1,0 +1,151 @@
+"""`python -m bench [render|writeback|memory] ...`: see `python -m bench --help`."""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from bench.render import PHASES, ROOT, run, table
+from pd_pipeline.render.browser import default_pages
+
+RESULTS = ROOT / "bench" / "results"
+
+
+def _save(name: str, summary: dict, out: str | None) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = Path(out) if out else RESULTS / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(summary, indent=2))
+    (RESULTS / f"{name}-latest.json").write_text(json.dumps(summary, indent=2))
+    return path
+
+
+def main() -> None:
+    from pd_pipeline.render.chromium import find_chromium
+
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    render = sub.add_parser("render", help="the pipeline end to end against its baselines")
+    render.add_argument("--cards", type=int, default=1000)
+    render.add_argument("--naive-cards", type=int, default=40, help="cards for the naive run")
+    render.add_argument("--pages", type=int, default=None, help="default: the pool's default")
+    render.add_argument("--repeat", type=int, default=1, help="runs per phase (median shown)")
+    render.add_argument("--phases", default=",".join(PHASES))
+    render.add_argument("--work", default=str(ROOT / "var" / "bench"))
+    render.add_argument("--json", default=None, help="where to write the JSON")
+    render.add_argument(
+        "--code", default=None, help="run the pipeline from this checkout (a before/after)"
+    )
+    writeback = sub.add_parser("writeback", help="N URLs written back; the candidate query plan")
+    writeback.add_argument("--rows", type=int, default=100_000)
+    writeback.add_argument(
+        "--explain-rows", type=int, default=0, help="also show the candidate query's plan here"
+    )
+    writeback.add_argument(
+        "--database-url", default=None, help="default: a fresh database on the local PostgreSQL"
+    )
+    memory = sub.add_parser("memory", help="peak RSS of the pipeline: small run against big run")
+    memory.add_argument("--cards", type=int, nargs=2, default=[1000, 10_000])
+    memory.add_argument("--work", default=str(ROOT / "var" / "bench-memory"))
+    args = parser.parse_args()
+    if args.command == "writeback":
+        _writeback(args)
+        return
+    if args.command == "memory":
+        _memory(args, find_chromium())
+        return
+    if args.command in (None, "render"):
+        if args.command is None:
+            args = render.parse_args([])
+        summary = run(
+            args.cards,
+            naive_cards=args.naive_cards,
+            pages=args.pages or default_pages(),
+            repeat=args.repeat,
+            phases=tuple(p for p in args.phases.split(",") if p),
+            work=Path(args.work),
+            chromium=find_chromium(),
+            code=args.code,
+        )
+        path = _save("render", summary, args.json)
+        print()
+        print(table(summary))
+        print(f"\nJSON: {path}")
+
+
+def _writeback(args) -> None:
+    import sqlalchemy as sa
+
+    from bench import writeback
+    from pd_pipeline.db.engine import make_engine
+
+    def database():
+        if args.database_url:
+            return None, make_engine(args.database_url)
+        return writeback.fresh_postgres()
+
+    try:
+        name, engine = database()
+    except sa.exc.OperationalError as e:
+        print(
+            f"write-back bench skipped: PostgreSQL is not reachable at {writeback.PG_ADMIN_URL} "
+            f"({str(e.orig).strip()}); start it, or pass --database-url"
+        )
+        return
+    summary: dict = {}
+    try:
+        result = writeback.bench_write_back(engine, args.rows)
+        summary["write_back"] = result
+        print(
+            f"write-back on {result['database']}: {result['written']:,} of {result['rows']:,} "
+            f"URLs in {result['seconds']:.1f}s ({result['rows_per_s']:,.0f} rows/s; "
+            f"{result['rows_with_url']:,} rows carry a URL); "
+            f"bulk fill {result['fill_seconds']:.0f}s"
+        )
+    finally:
+        engine.dispose()
+        if name:
+            writeback.drop_postgres(name)
+    if args.explain_rows:
+        name, engine = database()
+        try:
+            plan = writeback.explain_candidates(engine, args.explain_rows)
+            summary["candidates_plan"] = plan
+            print(
+                f"candidate query for one cardset on {plan['rows']:,} card rows: "
+                f"{plan['candidates']:,} rows in {plan['seconds'] * 1000:.0f} ms; plan:"
+            )
+            print("\n".join(f"    {line}" for line in plan["plan"]))
+        finally:
+            engine.dispose()
+            if name:
+                writeback.drop_postgres(name)
+    print(f"JSON: {_save('writeback', summary, None)}")
+
+
+def _memory(args, chromium: str) -> None:
+    small, big = args.cards
+    results = {}
+    for cards in (small, big):
+        summary = run(
+            cards,
+            naive_cards=0,
+            pages=default_pages(),
+            repeat=1,
+            phases=("e2e",),
+            work=Path(args.work) / str(cards),
+            chromium=chromium,
+        )
+        row = summary["rows"]["e2e"]
+        results[cards] = row
+        print(
+            f"{cards:,} cards: peak RSS {row['peak_rss_mb']:.0f} MB, {row['cards_per_s']:.1f} "
+            f"cards/s, every URL written: {row['all_written']}",
+            flush=True,
+        )
+    ratio = results[big]["peak_rss_mb"] / results[small]["peak_rss_mb"]
+    print(f"peak RSS, {big:,} cards / {small:,} cards: {ratio:.2f}x (target <= 1.2x)")
+    _save("memory", {"runs": results, "ratio": ratio}, None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""One bench run, in a process of its own (the parent watches this process tree's memory).
+
+    python -m bench.phase PHASE CONFIG.json RESULT.json
+
+Phases, all on the cards of the database in CONFIG:
+- `e2e`: the pipeline end to end, as CI runs it: Dagster's `render_pending_job` (render, verify,
+  upload to the S3 server, ledger, write-back), in process;
+- `bare`, `bare-chromium`, `bare-fast`: the bare Chromium loop (one browser, a page per slot,
+  markup swapped in, CDP capture), producing the pipeline's PNGs (`bare`: Chromium's fast
+  encoding re-encoded by `optimise_png` in a thread), Chromium's default PNGs, or Chromium's fast
+  PNGs as they are;
+- `naive`: a browser launched per card, the whole page set, a Playwright screenshot (how
+  on-request renderers and html2image work).
+Timings start after imports and before Playwright starts; card HTML is made before the clock
+starts for the baselines, and by the pipeline itself (inside the clock) for `e2e`.
+"""
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+SAVED_PNGS = 24  # PNGs of the first cards written to the work folder, for pixel comparisons
+
+
+def card_pages(config: dict) -> tuple[list[str], list[str], list[str], str]:
+    """(card labels, card markup, standalone documents, the shell) of every card, in id order."""
+    from pd_pipeline.db.cards import CARD_TYPES, load_cards
+    from pd_pipeline.db.engine import make_engine
+    from pd_pipeline.render.html import CardTemplates
+
+    templates = CardTemplates()
+    labels, bodies, documents = [], [], []
+    with make_engine(config["database_url"]).connect() as conn:
+        for card_type in CARD_TYPES:
+            for card in load_cards(conn, card_type):
+                labels.append(f"{card_type}:{card.card_id}")
+                body = templates.body(card)
+                bodies.append(body)
+                documents.append(templates.document(card) if config.get("documents") else "")
+    return labels, bodies, documents, templates.shell()
+
+
+def run_e2e(config: dict) -> dict:
+    import dagster as dg
+    import sqlalchemy as sa
+
+    import pd_pipeline.pngs as pngs
+    from pd_pipeline.db import schema
+    from pd_pipeline.db.engine import make_engine
+    from pd_pipeline.definitions import build_defs
+    from pd_pipeline.render.browser import BrowserPool
+
+    # Per-card latency: from the page taking the card to its object confirmed in the store. The
+    # bench wraps two functions to see it; the pipeline itself is unchanged.
+    started: dict[int, float] = {}
+    latencies: list[float] = []
+    render_many, store_one = BrowserPool.render_many, pngs._store_one
+
+    def timed_render_many(self, jobs):
+        for result in render_many(self, jobs):
+            if result.png is not None:
+                # (an older pool, run with --code, does not time its cards)
+                started[id(result.png)] = time.monotonic() - getattr(result, "seconds", 0.0)
+            yield result
+
+    def timed_store_one(store, item, png):
+        outcome = store_one(store, item, png)
+        latencies.append(time.monotonic() - started.pop(id(png)))
+        return outcome
+
+    BrowserPool.render_many, pngs._store_one = timed_render_many, timed_store_one
+    job = build_defs().resolve_job_def("render_pending_job")
+    with dg.DagsterInstance.ephemeral() as instance:
+        began = time.time()
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+        ended = time.time()
+    entry = schema.card_render
+    with make_engine(config["database_url"]).connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                entry.c.card_type, entry.c.card_id, entry.c.png_sha256, entry.c.png_bytes
+            ).where(entry.c.status == "stored")
+        ).all()
+        written = sum(
+            conn.execute(
+                sa.select(sa.func.count()).select_from(t).where(t.c.image_url.is_not(None))
+            ).scalar_one()
+            for t in schema.CARD_TABLES.values()
+        )
+    return {
+        "success": result.success,
+        "clock": [began, ended],
+        "wall_s": ended - began,
+        "cards": len(rows),
+        "urls_written": written,
+        "latencies_s": latencies,
+        "png": {f"{t}:{i}": [sha, size] for t, i, sha, size in rows},
+    }
+
+
+async def _bare(config: dict, encoding: str) -> dict:
+    from playwright.async_api import async_playwright
+
+    from pd_pipeline.render.browser import CHROMIUM_ARGS, HEIGHT, SWAP, WIDTH
+    from pd_pipeline.render.png import optimise_png
+
+    labels, bodies, _, shell = card_pages(config)
+    work = Path(config["work_dir"])
+    loop = asyncio.get_running_loop()
+    encoder = ThreadPoolExecutor(os.cpu_count() or 1)
+    pngs: dict[str, list] = {}
+    latencies: list[float] = []
+    todo = iter(enumerate(bodies))
+
+    def finish(index: int, raw: bytes, began: float) -> None:
+        png = optimise_png(raw) if encoding == "compact" else raw
+        pngs[labels[index]] = [hashlib.sha256(png).hexdigest(), len(png)]
+        if index < SAVED_PNGS:
+            (work / f"{config['phase']}-{index}.png").write_bytes(png)
+        latencies.append(time.monotonic() - began)
+
+    async def worker(page, cdp) -> list:
+        encoding_now = []
+        for index, body in todo:
+            began = time.monotonic()
+            await page.evaluate(SWAP, body)
+            options = {"format": "png", "optimizeForSpeed": encoding != "chromium"}
+            raw = base64.b64decode((await cdp.send("Page.captureScreenshot", options))["data"])
+            # The page takes its next card while this one is encoded (in a thread).
+            encoding_now = [f for f in encoding_now if not f.done()]
+            encoding_now.append(loop.run_in_executor(encoder, finish, index, raw, began))
+        return encoding_now
+
+    began = time.time()
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=config["chromium"], args=CHROMIUM_ARGS
+        )
+        context = await browser.new_context(
+            viewport={"width": WIDTH, "height": HEIGHT}, java_script_enabled=False
+        )
+
+        async def ready_page():
+            page = await context.new_page()
+            await page.set_content(shell)
+            return page, await context.new_cdp_session(page)
+
+        pages = await asyncio.gather(*[ready_page() for _ in range(config["pages"])])
+        leftovers = await asyncio.gather(*[worker(page, cdp) for page, cdp in pages])
+        await asyncio.gather(*[f for fs in leftovers for f in fs])
+        ended = time.time()
+        await browser.close()
+    encoder.shutdown()
+    return {"clock": [began, ended], "wall_s": ended - began, "cards": len(pngs),
+            "latencies_s": latencies, "png": pngs}  # fmt: skip
+
+
+async def _naive(config: dict) -> dict:
+    from playwright.async_api import async_playwright
+
+    from pd_pipeline.render.browser import CHROMIUM_ARGS, HEIGHT, WIDTH
+
+    labels, _, documents, _ = card_pages({**config, "documents": True})
+    count = min(config["naive_cards"], len(documents))
+    work = Path(config["work_dir"])
+    pngs: dict[str, list] = {}
+    latencies: list[float] = []
+    began = time.time()
+    async with async_playwright() as playwright:
+        for index in range(count):
+            began = time.monotonic()
+            browser = await playwright.chromium.launch(
+                executable_path=config["chromium"], args=CHROMIUM_ARGS
+            )
+            page = await browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
+            await page.set_content(documents[index])
+            await page.evaluate("document.fonts.ready.then(() => true)")
+            png = await page.screenshot()
+            await browser.close()
+            latencies.append(time.monotonic() - began)
+            pngs[labels[index]] = [hashlib.sha256(png).hexdigest(), len(png)]
+            if index < SAVED_PNGS:
+                (work / f"naive-{index}.png").write_bytes(png)
+    ended = time.time()
+    return {"clock": [began, ended], "wall_s": ended - began, "cards": count,
+            "latencies_s": latencies, "png": pngs}  # fmt: skip
+
+
+def main() -> None:
+    phase, config_path, result_path = sys.argv[1:4]
+    config = {**json.loads(Path(config_path).read_text()), "phase": phase}
+    if phase == "e2e":
+        result = run_e2e(config)
+    elif phase == "naive":
+        result = asyncio.run(_naive(config))
+    else:
+        encoding = {"bare": "compact", "bare-chromium": "chromium", "bare-fast": "fast"}[phase]
+        result = asyncio.run(_bare(config, encoding))
+    Path(result_path).write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

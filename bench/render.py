@@ -1,0 +1,360 @@
+"""The render benchmark: the pipeline end to end against its baselines, on the same cards.
+
+Seeds N demo cards into an SQLite database, starts a local S3 server (moto), then runs each
+phase (see `bench.phase`) in a child process while watching that process tree's memory, and
+prints one table (also written as JSON). With `--repeat`, phases run in turns and the table shows
+each figure's median run: other work on the machine hits every phase alike.
+"""
+
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from bench.procs import TreeWatcher, cpu_seconds
+from bench.seed import seed_cards
+
+ROOT = Path(__file__).resolve().parent.parent
+PHASES = ("bare", "e2e", "naive", "bare-chromium", "bare-fast")
+LABELS = {
+    "e2e": "pipeline end to end",
+    "bare": "bare Chromium loop (same PNGs)",
+    "bare-chromium": "bare loop, Chromium default PNG",
+    "bare-fast": "bare loop, Chromium fast PNG as is",
+    "naive": "naive: a browser per card",
+}
+NOTES = {
+    "e2e": "render, verify, upload to S3, ledger, write-back",
+    "bare": "fast capture + the same lossless re-encode",
+    "bare-chromium": "pixels the same, bigger than ours",
+    "bare-fast": "pixels the same, ~30% bigger",
+    "naive": "Playwright launch + set_content + screenshot",
+}
+
+
+class S3Server:
+    """moto's S3 server on loopback, outside the measured process trees."""
+
+    def __init__(self) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.endpoint_url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("moto server did not start") from None
+                time.sleep(0.1)
+
+    def new_bucket(self) -> str:
+        import boto3
+
+        name = f"bench-{uuid.uuid4().hex[:10]}"
+        boto3.client("s3", endpoint_url=self.endpoint_url, **CREDENTIALS).create_bucket(Bucket=name)
+        return name
+
+    def cpu(self) -> float:
+        return cpu_seconds([self.process.pid])
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+CREDENTIALS = {
+    "region_name": "us-east-1",
+    "aws_access_key_id": "bench",
+    "aws_secret_access_key": "bench",
+}
+
+
+def fresh_copy(source: Path, target: Path) -> None:
+    """Copy an SQLite database, leaving no write-ahead log of an earlier copy beside it."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(source, target)
+
+
+def run_phase(phase: str, config: dict, work: Path, env: dict | None = None) -> dict:
+    """Run one phase in a child process; its result plus the tree's peak RSS."""
+    config_path = work / f"{phase}-config.json"
+    result_path = work / f"{phase}-result.json"
+    config_path.write_text(json.dumps(config))
+    result_path.unlink(missing_ok=True)
+    # `code`: run the pipeline from another checkout (say, before a change): its folder goes
+    # first on the path, this one's second (for `bench` itself).
+    code = Path(config.get("code") or ROOT)
+    path = os.pathsep.join(p for p in (str(code), str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bench.phase", phase, str(config_path), str(result_path)],
+        cwd=code,
+        env={**os.environ, **(env or {}), "PYTHONPATH": path},
+    )
+    watcher = TreeWatcher(child.pid)
+    watcher.start()
+    code = child.wait()
+    peak = watcher.stop()
+    if code != 0 or not result_path.exists():
+        raise RuntimeError(f"bench phase {phase} failed (exit {code})")
+    result = json.loads(result_path.read_text())
+    result["cpu_s"] = watcher.cpu_between(result["clock"][0], result["clock"][1])
+    result["cpu_by_kind_s"] = watcher.cpu_by_kind()  # whole run, imports and teardown included
+    return {**result, "peak_rss": peak}
+
+
+def run(
+    cards: int,
+    *,
+    naive_cards: int,
+    pages: int,
+    repeat: int,
+    phases: tuple[str, ...],
+    work: Path,
+    chromium: str,
+    code: str | None = None,
+) -> dict:
+    work.mkdir(parents=True, exist_ok=True)
+    for stale in work.glob("*.png"):  # PNGs an earlier run saved, perhaps of other templates
+        stale.unlink()
+    seeded = work / "seed.db"
+    seeded.unlink(missing_ok=True)
+    started = time.monotonic()
+    per_type = seed_cards(f"sqlite:///{seeded}", cards)
+    print(f"seeded {cards} cards {per_type} in {time.monotonic() - started:.0f}s", flush=True)
+    s3 = S3Server()
+    runs: dict[str, list[dict]] = {phase: [] for phase in phases}
+    try:
+        for turn in range(repeat):
+            for phase in phases:
+                database = work / f"{phase}.db"
+                fresh_copy(seeded, database)  # each run starts with every card pending
+                config = {
+                    "database_url": f"sqlite:///{database}",
+                    "pages": pages,
+                    "naive_cards": naive_cards,
+                    "chromium": chromium,
+                    "work_dir": str(work),
+                    "code": code,
+                }
+                env = {
+                    "PD_DATABASE_URL": config["database_url"],
+                    "PD_STORE": f"s3://{s3.new_bucket()}/",
+                    "PD_S3_ENDPOINT_URL": s3.endpoint_url,
+                    "PD_CHROMIUM_PATH": chromium,
+                    "PD_RENDER_PAGES": str(pages),
+                    "AWS_ACCESS_KEY_ID": "bench",
+                    "AWS_SECRET_ACCESS_KEY": "bench",
+                    "AWS_DEFAULT_REGION": "us-east-1",
+                    "DAGSTER_HOME": str(work / "dagster"),
+                }
+                (work / "dagster").mkdir(exist_ok=True)
+                s3_cpu = s3.cpu()
+                result = run_phase(phase, config, work, env)
+                result["s3_cpu_s"] = s3.cpu() - s3_cpu
+                runs[phase].append(result)
+                print(
+                    f"  turn {turn + 1}/{repeat} {phase}: {_rate(result):.1f} cards/s", flush=True
+                )
+    finally:
+        s3.stop()
+    summary = summarise(cards, per_type, pages, runs, work)
+    if code:
+        summary["code"] = code
+    return summary
+
+
+def _rate(result: dict) -> float:
+    return result["cards"] / result["wall_s"]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def summarise(cards, per_type, pages, runs, work) -> dict:
+    rows = {}
+    for phase, results in runs.items():
+        rates = [_rate(r) for r in results]
+        median = sorted(results, key=_rate)[len(results) // 2]
+        sizes = [size for _, size in median["png"].values()]
+        rows[phase] = {
+            "label": LABELS[phase],
+            "note": NOTES[phase],
+            "cards": median["cards"],
+            "cards_per_s": statistics.median(rates),
+            "cards_per_s_runs": rates,
+            "ms_p50": 1000 * _percentile(median["latencies_s"], 0.5),
+            "ms_p95": 1000 * _percentile(median["latencies_s"], 0.95),
+            "cpu_ms_per_card": 1000 * (median["cpu_s"] + median["s3_cpu_s"]) / median["cards"],
+            "png_kb_mean": statistics.mean(sizes) / 1000 if sizes else 0,
+            "peak_rss_mb": max(r["peak_rss"] for r in results) / 2**20,
+            "wall_s": median["wall_s"],
+            # Whole child run (imports, launch and teardown too), per card: where CPU goes.
+            "cpu_ms_per_card_by_process": {
+                **{
+                    kind: round(1000 * seconds / median["cards"], 1)
+                    for kind, seconds in sorted(median["cpu_by_kind_s"].items())
+                },
+                **(
+                    {"s3 server": round(1000 * median["s3_cpu_s"] / median["cards"], 1)}
+                    if median["s3_cpu_s"]
+                    else {}
+                ),
+            },
+        }
+        if phase == "e2e":
+            rows[phase]["all_written"] = all(
+                r["success"] and r["urls_written"] == cards for r in results
+            )
+    checks = _checks(runs, work)
+    e2e = rows.get("e2e", {}).get("cards_per_s")
+    ratios = {
+        f"e2e_vs_{phase}": e2e / row["cards_per_s"]
+        for phase, row in rows.items()
+        if e2e and phase != "e2e"
+    }
+    return {
+        "machine": machine(),
+        "cards": cards,
+        "cards_per_type": per_type,
+        "pages": pages,
+        "repeat": len(next(iter(runs.values()))),
+        "rows": rows,
+        "ratios": ratios,
+        "checks": checks,
+        "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
+def _checks(runs: dict, work: Path) -> dict:
+    """Same bytes as the bare loop, same pixels as Chromium's PNGs, sizes against its default."""
+    from PIL import Image, ImageChops
+
+    checks: dict = {}
+    e2e = runs.get("e2e", [{}])[0].get("png")
+    bare = runs.get("bare", [{}])[0].get("png")
+    default = runs.get("bare-chromium", [{}])[0].get("png")
+    if e2e and bare:
+        same = sum(1 for label, (sha, _) in bare.items() if e2e.get(label, [None])[0] == sha)
+        checks["identical_bytes_e2e_vs_bare"] = f"{same}/{len(bare)}"
+    if e2e and default:
+        ratios = [e2e[label][1] / size for label, (_, size) in default.items() if label in e2e]
+        checks["size_vs_chromium_default"] = {
+            "mean": statistics.mean(ratios),
+            "max": max(ratios),
+            "cards_larger": sum(1 for r in ratios if r > 1),
+        }
+    compared = differing = 0
+    for index in range(64):
+        ours = work / f"bare-{index}.png"
+        for other in ("bare-chromium", "bare-fast", "naive"):
+            theirs = work / f"{other}-{index}.png"
+            if ours.exists() and theirs.exists():
+                with Image.open(ours) as a, Image.open(theirs) as b:
+                    compared += 1
+                    differing += ImageChops.difference(a, b).getbbox() is not None
+    checks["pixels_identical"] = f"{compared - differing}/{compared}"
+    return checks
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = (0.0, 0.0, 0.0)
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gb": round(memory / 2**30, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "chromium": chromium_version(),
+        "load_average_at_end": [round(x, 2) for x in load],
+    }
+
+
+def chromium_version() -> str:
+    from pd_pipeline.render.chromium import find_chromium
+
+    try:
+        out = subprocess.run(
+            [find_chromium(), "--version"], capture_output=True, text=True, timeout=30
+        )
+        return out.stdout.strip() or "unknown"
+    except Exception:
+        return "unknown"
+
+
+def table(summary: dict) -> str:
+    m = summary["machine"]
+    lines = [
+        f"pd_pipeline render bench: {summary['cards']} cards "
+        f"({', '.join(f'{n} {t}s' for t, n in summary['cards_per_type'].items())}), "
+        f"{summary['pages']} pages, median of {summary['repeat']} run(s), {summary['when']}",
+        f"machine: {m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB, {m['os']}, "
+        f"Python {m['python']}, {m['chromium']}; load average at the end "
+        f"{', '.join(map(str, m['load_average_at_end']))}",
+        "",
+        "| run | cards | cards/s | e2e is | ms/card p50 | p95 | CPU ms/card | PNG KB | "
+        "peak RSS MB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for phase, row in summary["rows"].items():
+        ratio = summary["ratios"].get(f"e2e_vs_{phase}")
+        lines.append(
+            f"| {row['label']} | {row['cards']} | {row['cards_per_s']:.1f} | "
+            f"{'' if ratio is None else f'{ratio:.2f}x'} | {row['ms_p50']:.0f} | "
+            f"{row['ms_p95']:.0f} | {row['cpu_ms_per_card']:.0f} | {row['png_kb_mean']:.0f} | "
+            f"{row['peak_rss_mb']:.0f} |"
+        )
+    lines.append("")
+    for row in summary["rows"].values():
+        lines.append(f"- {row['label']}: {row['note']}")
+    checks = summary["checks"]
+    if "identical_bytes_e2e_vs_bare" in checks:
+        lines.append(
+            f"- e2e PNGs byte-identical to the bare loop's: {checks['identical_bytes_e2e_vs_bare']}"
+        )
+    if "size_vs_chromium_default" in checks:
+        s = checks["size_vs_chromium_default"]
+        lines.append(
+            f"- e2e PNG size / Chromium default PNG size: mean {s['mean']:.3f}, max "
+            f"{s['max']:.3f} ({s['cards_larger']} cards larger)"
+        )
+    lines.append(f"- pixels identical to Chromium's own PNGs: {checks['pixels_identical']}")
+    if "e2e" in summary["rows"]:
+        lines.append(
+            "- e2e wrote every card's URL: "
+            + ("yes" if summary["rows"]["e2e"].get("all_written") else "NO")
+        )
+    lines.append(
+        "- CPU ms/card: the whole process tree (Python, Playwright's driver, Chromium), plus "
+        "the S3 server's for e2e"
+    )
+    return "\n".join(lines)

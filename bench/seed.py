@@ -1,0 +1,53 @@
+"""Bench data: N demo cards from real Lahman seasons (the demo's own seeding), cut to exactly N."""
+
+import math
+
+import sqlalchemy as sa
+
+from pd_pipeline.db import schema
+from pd_pipeline.db.demo import seed_demo
+from pd_pipeline.db.engine import make_engine
+
+# Recent seasons first: each gives ~1,200 batting and pitching cards with the demo's variants.
+SEASONS = (2008, 2019, *range(2018, 2008, -1), *range(2007, 1990, -1))
+CARDS_PER_SEASON = 1_050  # a safe lower bound (2008: 1,202; 2019: 1,290)
+
+
+def seed_cards(url: str, cards: int) -> dict[str, int]:
+    """Fill an empty card database with exactly `cards` cards (batting and pitching in the
+    demo's proportions), over as many cardsets as that takes; returns cards per type."""
+    seasons = SEASONS[: max(1, math.ceil(cards / CARDS_PER_SEASON))]
+    engine = make_engine(url)
+    schema.create_card_tables(engine)
+    seed_demo(engine, seasons=seasons)
+    with engine.begin() as conn:
+        counts = {
+            card_type: conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+            for card_type, table in schema.CARD_TABLES.items()
+        }
+        total = sum(counts.values())
+        if total < cards:
+            raise RuntimeError(f"{len(seasons)} seasons gave {total} cards, fewer than {cards}")
+        keep = {"battingcard": round(cards * counts["battingcard"] / total)}
+        keep["pitchingcard"] = cards - keep["battingcard"]
+        for card_type, table in schema.CARD_TABLES.items():
+            ratings = schema.RATINGS_TABLES[card_type]
+            # Cards past the count go, from the end of the last cardset.
+            ranked = (
+                sa.select(table.c.id)
+                .order_by(table.c.id)
+                .offset(keep[card_type])
+                .limit(1)
+                .scalar_subquery()
+            )
+            cut = sa.select(table.c.id).where(table.c.id >= ranked)
+            conn.execute(sa.delete(ratings).where(ratings.c[f"{card_type}_id"].in_(cut)))
+            conn.execute(sa.delete(table).where(table.c.id.in_(cut)))
+    if engine.dialect.name == "sqlite":  # fold the write-ahead log into the file, to copy it
+        raw = engine.raw_connection()
+        try:
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            raw.close()
+    engine.dispose()
+    return keep
