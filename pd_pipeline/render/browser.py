@@ -46,6 +46,10 @@ CHROMIUM_ARGS = [
     "--disable-gpu",
     "--no-first-run",
     "--font-render-hinting=none",
+    # No network at all, below what request routing sees (prefetches bypass it): every request
+    # goes to a proxy that does not exist, loopback included. data: URIs need no network.
+    "--proxy-server=http://127.0.0.1:9",
+    "--proxy-bypass-list=<-loopback>",
 ]
 # Swap the card in, then wait until its fonts are ready: the capture must show final pixels.
 SWAP = """html => {
