@@ -102,7 +102,7 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class _RecordingServer(http.server.ThreadingHTTPServer):
+class RecordingServer(http.server.ThreadingHTTPServer):
     """Counts connections too: a preconnect opens one and sends no request."""
 
     def __init__(self) -> None:
@@ -117,10 +117,10 @@ class _RecordingServer(http.server.ThreadingHTTPServer):
 
 
 @contextlib.contextmanager
-def request_recorder() -> Iterator[_RecordingServer]:
+def request_recorder() -> Iterator[RecordingServer]:
     """An HTTP server on 127.0.0.1: `paths` lists the requests it got, `connections` counts
     every connection, `url` is its base."""
-    server = _RecordingServer()
+    server = RecordingServer()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
