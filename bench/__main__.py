@@ -32,8 +32,11 @@ def main() -> None:
     render.add_argument("--phases", default=",".join(PHASES))
     render.add_argument("--work", default=str(ROOT / "var" / "bench"))
     render.add_argument("--json", default=None, help="where to write the JSON")
+    render.add_argument("--code", default=None, help="run the pipeline from this checkout")
     render.add_argument(
-        "--code", default=None, help="run the pipeline from this checkout (a before/after)"
+        "--before",
+        default=None,
+        help="also run the pipeline from this checkout, for a before/after",
     )
     writeback = sub.add_parser("writeback", help="N URLs written back; the candidate query plan")
     writeback.add_argument("--rows", type=int, default=100_000)
@@ -61,10 +64,12 @@ def main() -> None:
             naive_cards=args.naive_cards,
             pages=args.pages or default_pages(),
             repeat=args.repeat,
-            phases=tuple(p for p in args.phases.split(",") if p),
+            phases=tuple(p for p in args.phases.split(",") if p)
+            + (("e2e-before",) if args.before and "e2e-before" not in args.phases else ()),
             work=Path(args.work),
             chromium=find_chromium(),
             code=args.code,
+            before=args.before,
         )
         path = _save("render", summary, args.json)
         print()

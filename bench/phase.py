@@ -4,9 +4,10 @@
 
 Phases, all on the cards of the database in CONFIG:
 - `e2e`: the pipeline end to end, as CI runs it: Dagster's `render_pending_job` (render, verify,
-  upload to the S3 server, ledger, write-back), in process;
-- `bare`, `bare-chromium`, `bare-fast`: the bare Chromium loop (one browser, a page per slot,
-  markup swapped in, CDP capture), producing the pipeline's PNGs (`bare`: Chromium's fast
+  upload to the S3 server, ledger, write-back), in process; `e2e-before`: the same, run from
+  another checkout (a before/after);
+- `bare`, `bare-chromium`, `bare-fast`: the bare Chromium loop (one browser, one context, a page
+  per slot, markup swapped in, CDP capture), producing the pipeline's PNGs (`bare`: Chromium's fast
   encoding re-encoded by `optimise_png` in a thread), Chromium's default PNGs, or Chromium's fast
   PNGs as they are;
 - `naive`: a browser launched per card, the whole page set, a Playwright screenshot (how
@@ -174,7 +175,7 @@ async def _naive(config: dict) -> dict:
     began = time.time()
     async with async_playwright() as playwright:
         for index in range(count):
-            began = time.monotonic()
+            card_began = time.monotonic()
             browser = await playwright.chromium.launch(
                 executable_path=config["chromium"], args=CHROMIUM_ARGS
             )
@@ -183,7 +184,7 @@ async def _naive(config: dict) -> dict:
             await page.evaluate("document.fonts.ready.then(() => true)")
             png = await page.screenshot()
             await browser.close()
-            latencies.append(time.monotonic() - began)
+            latencies.append(time.monotonic() - card_began)
             pngs[labels[index]] = [hashlib.sha256(png).hexdigest(), len(png)]
             if index < SAVED_PNGS:
                 (work / f"naive-{index}.png").write_bytes(png)
@@ -195,7 +196,7 @@ async def _naive(config: dict) -> dict:
 def main() -> None:
     phase, config_path, result_path = sys.argv[1:4]
     config = {**json.loads(Path(config_path).read_text()), "phase": phase}
-    if phase == "e2e":
+    if phase in ("e2e", "e2e-before"):
         result = run_e2e(config)
     elif phase == "naive":
         result = asyncio.run(_naive(config))

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PHASES = ("bare", "e2e", "naive", "bare-chromium", "bare-fast")
 LABELS = {
     "e2e": "pipeline end to end",
+    "e2e-before": "pipeline end to end, before",
     "bare": "bare Chromium loop (same PNGs)",
     "bare-chromium": "bare loop, Chromium default PNG",
     "bare-fast": "bare loop, Chromium fast PNG as is",
@@ -32,6 +33,7 @@ LABELS = {
 }
 NOTES = {
     "e2e": "render, verify, upload to S3, ledger, write-back",
+    "e2e-before": "the same, from the code given as --before",
     "bare": "fast capture + the same lossless re-encode",
     "bare-chromium": "pixels the same, bigger than ours",
     "bare-fast": "pixels the same, ~30% bigger",
@@ -108,10 +110,10 @@ def run_phase(phase: str, config: dict, work: Path, env: dict | None = None) -> 
     )
     watcher = TreeWatcher(child.pid)
     watcher.start()
-    code = child.wait()
+    exit_code = child.wait()
     peak = watcher.stop()
-    if code != 0 or not result_path.exists():
-        raise RuntimeError(f"bench phase {phase} failed (exit {code})")
+    if exit_code != 0 or not result_path.exists():
+        raise RuntimeError(f"bench phase {phase} failed (exit {exit_code})")
     result = json.loads(result_path.read_text())
     result["cpu_s"] = watcher.cpu_between(result["clock"][0], result["clock"][1])
     result["cpu_by_kind_s"] = watcher.cpu_by_kind()  # whole run, imports and teardown included
@@ -128,6 +130,7 @@ def run(
     work: Path,
     chromium: str,
     code: str | None = None,
+    before: str | None = None,
 ) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     for stale in work.glob("*.png"):  # PNGs an earlier run saved, perhaps of other templates
@@ -150,7 +153,7 @@ def run(
                     "naive_cards": naive_cards,
                     "chromium": chromium,
                     "work_dir": str(work),
-                    "code": code,
+                    "code": before if phase == "e2e-before" else code,
                 }
                 env = {
                     "PD_DATABASE_URL": config["database_url"],
@@ -174,8 +177,8 @@ def run(
     finally:
         s3.stop()
     summary = summarise(cards, per_type, pages, runs, work)
-    if code:
-        summary["code"] = code
+    if code or before:
+        summary["code"] = {"e2e": code or str(ROOT), "e2e-before": before}
     return summary
 
 
@@ -219,7 +222,7 @@ def summarise(cards, per_type, pages, runs, work) -> dict:
                 ),
             },
         }
-        if phase == "e2e":
+        if phase.startswith("e2e"):
             rows[phase]["all_written"] = all(
                 r["success"] and r["urls_written"] == cards for r in results
             )

@@ -9,6 +9,7 @@ hash of its current data, as the PNG step leaves it. Then `write_back` runs card
 timed: every row must end with its URL.
 """
 
+import os
 import time
 import uuid
 
@@ -22,7 +23,10 @@ from pd_pipeline.db.writeback import _candidates_query, candidate_ids, write_bac
 from pd_pipeline.render.html import CardTemplates
 
 CARDS_PER_CARDSET = 10_000
-PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+# The server the tests use (trust auth on loopback, as on CI); the bench makes its own database.
+PG_ADMIN_URL = os.environ.get(
+    "PD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def _numbers(dialect: str, n: int) -> str:
