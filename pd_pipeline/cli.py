@@ -47,6 +47,7 @@ def seed_demo(args: argparse.Namespace) -> int:
 
 def status(args: argparse.Namespace) -> int:
     from pd_pipeline.db.status import cardset_status, example_urls
+    from pd_pipeline.pngs import cards_without_cardset
     from pd_pipeline.resources import card_templates, store_from_env
 
     engine = ready_engine(_database_url(args))
@@ -60,21 +61,27 @@ def status(args: argparse.Namespace) -> int:
             f"{partition_key(r.cardset_id):<14}{r.card_type:<14}{r.total:>7}{r.valid:>7}"
             f"{r.pending:>9}{r.stale:>7}{r.failed:>8}  {_wait(r.oldest_wait)}"
         )
-    total, valid = sum(r.total for r in rows), sum(r.valid for r in rows)
+    homeless = cards_without_cardset(engine)
+    if homeless:
+        print(f"\n{len(homeless)} cards belong to no cardset, so no run renders them:")
+        for _, error in homeless[:20]:
+            print(f"  - {error}")
+    total = sum(r.total for r in rows) + len(homeless)
+    valid = sum(r.valid for r in rows)
     print(f"\n{valid} of {total} cards have the URL of their current image.")
     with engine.connect() as conn:
         for url in example_urls(conn):
             print(f"  e.g. {url}")
-    return _over_threshold(rows, args)
+    return _over_threshold(rows, len(homeless), args)
 
 
 def _wait(wait) -> str:
     return "-" if wait is None else f"{wait.total_seconds() / 60:.0f} min"
 
 
-def _over_threshold(rows, args: argparse.Namespace) -> int:
+def _over_threshold(rows, homeless: int, args: argparse.Namespace) -> int:
     """1 (for cron or CI) when the backlog is larger or older than allowed."""
-    backlog = sum(r.total - r.valid for r in rows)
+    backlog = sum(r.total - r.valid for r in rows) + homeless
     waits = [r.oldest_wait.total_seconds() / 60 for r in rows if r.oldest_wait is not None]
     problems = []
     if args.max_backlog is not None and backlog > args.max_backlog:

@@ -8,7 +8,7 @@ from pd_pipeline.db.cards import CARD_TYPES, cardset_ids
 from pd_pipeline.db.writeback import write_back
 from pd_pipeline.metadata import failures_markdown, png_metadata, url_metadata
 from pd_pipeline.partitions import cardsets
-from pd_pipeline.pngs import make_pngs
+from pd_pipeline.pngs import cards_without_cardset, make_pngs
 from pd_pipeline.resources import CardDatabase, CardRenderer, CardStore
 from pd_pipeline.storage.keys import partition_key
 
@@ -48,7 +48,7 @@ def render_pending_cards(
         ids = cardset_ids(conn)
     context.instance.add_dynamic_partitions(cardsets.name, [partition_key(i) for i in ids])
     context.log.info(f"{len(ids)} cardsets; store: {store.describe()}")
-    failures: list[tuple[str, str]] = []
+    failures = cards_without_cardset(engine)
     for cardset_id in ids:
         partition = partition_key(cardset_id)
         for card_type in CARD_TYPES:
@@ -77,7 +77,7 @@ def render_pending_cards(
         names = "\n".join(f"  - {error}" for _, error in failures[:50])
         more = f"\n  ... and {len(failures) - 50} more" if len(failures) > 50 else ""
         raise dg.Failure(
-            description=f"{len(failures)} cards failed to render (every other card's URL is "
+            description=f"{len(failures)} cards failed (every other card's URL is "
             f"written):\n{names}{more}",
             metadata={"failures": failures_markdown(failures)},
         )

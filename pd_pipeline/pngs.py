@@ -19,9 +19,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from pd_pipeline.db import ledger
-from pd_pipeline.db.cards import Card, load_cards
+from pd_pipeline.db.cards import CARD_TYPES, Card, load_cards
 from pd_pipeline.render.browser import BrowserPool
-from pd_pipeline.render.chart import CardDataError
+from pd_pipeline.render.chart import CardDataError, validate
 from pd_pipeline.render.html import CardTemplates
 from pd_pipeline.render.png import InvalidPng, verify_png
 from pd_pipeline.storage.keys import object_key, partition_key, public_url
@@ -268,6 +268,20 @@ class _CardsetPngs:
         self.report.failed += 1
         self.report.failures.append((item.card.label, error))
         self.recorder.failed(item, error)
+
+
+def cards_without_cardset(engine: sa.Engine) -> list[tuple[str, str]]:
+    """`(card label, error)` for each card whose player has no cardset: no partition renders
+    it, so it counts as a failed card, named with the field to fix."""
+    failures = []
+    with engine.connect() as conn:
+        for card_type in CARD_TYPES:
+            for card in load_cards(conn, card_type, no_cardset=True):
+                try:
+                    validate(card)
+                except CardDataError as e:
+                    failures.append((card.label, str(e)))
+    return failures
 
 
 def _store_one(store: ObjectStore, item: _Todo, png: bytes) -> tuple[_Todo, Any]:

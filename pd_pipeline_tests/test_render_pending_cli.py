@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from pd_pipeline_tests.helpers import add_variant, image_urls, seed_small_demo
+from pd_pipeline_tests.hostile import add_card, add_player
 
 pytestmark = pytest.mark.slow
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
+PD_PIPELINE = str(Path(sys.executable).with_name("pd-pipeline"))
 
 
 def _execute(env: dict) -> subprocess.CompletedProcess:
@@ -39,9 +41,23 @@ def test_render_pending_job_renders_everything_and_exits_by_outcome(db_url, s3_e
 
     bad = add_variant(engine, variant=13, shift=-4.0)
     good = add_variant(engine, variant=14)
+    homeless = add_card(
+        engine, "pitchingcard", add_player(engine, p_name="Nobody", cardset_id=None)
+    )
     failed = _execute(env)
     output = failed.stdout + failed.stderr
     assert failed.returncode != 0
-    assert f"battingcard #{bad}" in output and "1 cards failed" in output
+    assert "2 cards failed" in output
+    assert f"battingcard #{bad}" in output
+    assert f"pitchingcard #{homeless} (player" in output and "player.cardset_id" in output
     urls = image_urls(engine)
     assert urls[good] and urls[bad] is None
+
+    # `pd-pipeline status` counts the card no run renders, and names it.
+    status = subprocess.run(
+        [PD_PIPELINE, "status", "--max-backlog", "1"], env=env, capture_output=True, text=True
+    )
+    assert status.returncode == 1, status.stdout + status.stderr
+    assert "1 cards belong to no cardset" in status.stdout
+    assert f"pitchingcard #{homeless} (player" in status.stdout
+    assert "2 cards lack a valid URL (allowed: 1)" in status.stderr
