@@ -68,6 +68,8 @@ class _Todo:
     card: Card
     input_hash: str
     key: str
+    # The store was asked and holds no object of these inputs: upload without asking again.
+    not_in_store: bool = False
 
 
 def make_pngs(
@@ -184,6 +186,7 @@ class _CardsetPngs:
                 self.recorder.stored(item, head.sha256, head.size)
                 self.report.reused += 1
             else:
+                item.not_in_store = True
                 to_render.append(item)
         return to_render
 
@@ -296,11 +299,10 @@ def _verify_upload_confirm(store: ObjectStore, item: _Todo, png: bytes) -> tuple
     """Verify, upload unless identical bytes are already there, and confirm the object."""
     verify_png(png)
     sha = hashlib.sha256(png).hexdigest()
-    head = store.head(item.key)
+    head = None if item.not_in_store else store.head(item.key)
     uploaded = not (head and head.sha256 == sha and head.input_hash == item.input_hash)
     if uploaded:
-        store.put(item.key, png, sha256=sha, input_hash=item.input_hash)
-        head = store.head(item.key)
+        head = store.put(item.key, png, sha256=sha, input_hash=item.input_hash)
     if head is None or head.sha256 != sha or head.size != len(png) or head.content_type != PNG:
         raise RuntimeError(f"upload of {item.key} not confirmed by the store (got {head})")
     return sha, len(png), uploaded

@@ -9,16 +9,19 @@ import itertools
 
 import pytest
 import sqlalchemy as sa
+from dagster_aws.s3 import S3Resource
 from playwright.sync_api import sync_playwright
 
 import pd_pipeline.pngs as pngs
 from pd_pipeline.db import ledger, schema
 from pd_pipeline.db.cards import load_cards
+from pd_pipeline.db.writeback import write_back
 from pd_pipeline.pngs import make_pngs
 from pd_pipeline.render.browser import CHROMIUM, CHROMIUM_ARGS, HEIGHT, WIDTH, BrowserPool
 from pd_pipeline.render.chromium import find_chromium
 from pd_pipeline.render.html import CardTemplates, tier_of
 from pd_pipeline.render.png import decode_png, verify_png
+from pd_pipeline.resources import CardStore
 from pd_pipeline.storage.stores import LocalStore
 from pd_pipeline_tests.helpers import seed_small_demo
 
@@ -117,7 +120,28 @@ class SlowStore(LocalStore):
         import time
 
         time.sleep(0.05)
-        super().put(key, data, **kwargs)
+        return super().put(key, data, **kwargs)
+
+
+def test_each_new_card_costs_one_head_and_one_put_and_a_rerun_none(
+    tmp_path, templates, s3_env, s3_server
+):
+    """S3 requests are the pipeline's own cost per card (beyond Chromium's): no more than the
+    render-cache lookup and the upload whose response confirms the object."""
+    engine = seed_small_demo(f"sqlite:///{tmp_path / 'cards.db'}", players=6)
+    store = CardStore(
+        location=f"s3://{s3_env['bucket']}/", s3=S3Resource(endpoint_url=s3_server.endpoint_url)
+    ).open()
+    calls = []
+    store.client.meta.events.register("before-call.s3", lambda model, **_: calls.append(model.name))
+    with BrowserPool(find_chromium(), templates.shell(), pages=2) as pool:
+        first = make_pngs(engine, store, lambda: pool, templates, "battingcard", 1)
+        assert first.rendered == first.uploaded == first.cards > 0
+        assert sorted(calls) == ["HeadObject"] * first.cards + ["PutObject"] * first.cards
+        write_back(engine, "battingcard", 1, templates.version)
+        calls.clear()
+        again = make_pngs(engine, store, lambda: pool, templates, "battingcard", 1)
+    assert again.current == again.cards and calls == []
 
 
 def test_a_slow_store_holds_rendering_back_and_loses_nothing(tmp_path, templates, monkeypatch):

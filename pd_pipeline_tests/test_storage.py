@@ -29,8 +29,9 @@ def test_url_token_changes_exactly_with_the_bytes():
 def _round_trip(store) -> None:
     key = object_key("battingcard", 1, 7, 0)
     assert store.head(key) is None
-    store.put(key, b"\x89PNG fake", sha256="s" * 64, input_hash="i" * 64)
+    confirmed = store.put(key, b"\x89PNG fake", sha256="s" * 64, input_hash="i" * 64)
     head = store.head(key)
+    assert confirmed == head  # what put reports is what the store holds
     assert (head.size, head.content_type, head.sha256, head.input_hash) == (
         9, "image/png", "s" * 64, "i" * 64,
     )  # fmt: skip

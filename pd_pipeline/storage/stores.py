@@ -1,9 +1,11 @@
 """Where card PNGs live: a local folder (the embedded default) or an S3 bucket.
 
 Each object carries the sha256 of its bytes and the hash of the render inputs it shows, so a HEAD
-alone confirms an upload and recognises an object a previous run already made (a render-cache hit).
+alone recognises an object a previous run already made (a render-cache hit). `put` returns the
+object as the store confirms it, so an upload needs no HEAD of its own.
 """
 
+import hashlib
 import json
 import os
 import tempfile
@@ -26,7 +28,9 @@ class StoredObject:
 class ObjectStore(Protocol):
     public_base_url: str
 
-    def put(self, key: str, data: bytes, *, sha256: str, input_hash: str) -> None: ...
+    def put(self, key: str, data: bytes, *, sha256: str, input_hash: str) -> StoredObject | None:
+        """Store the bytes; the object as the store then holds it (None if it holds none)."""
+        ...
 
     def head(self, key: str) -> StoredObject | None: ...
 
@@ -54,11 +58,12 @@ class LocalStore:
             raise ValueError(f"object key {key!r} points outside the store root {self.root}")
         return resolved
 
-    def put(self, key: str, data: bytes, *, sha256: str, input_hash: str) -> None:
+    def put(self, key: str, data: bytes, *, sha256: str, input_hash: str) -> StoredObject | None:
         meta = {"content_type": PNG, "sha256": sha256, "input_hash": input_hash}
         # Metadata first, then the PNG: a PNG that is present always has its metadata.
         _atomic_write(self._path(key, meta=True), json.dumps(meta).encode())
         _atomic_write(self._path(key), data)
+        return self.head(key)
 
     def head(self, key: str) -> StoredObject | None:
         try:
@@ -106,14 +111,21 @@ class S3Store:
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def put(self, key: str, data: bytes, *, sha256: str, input_hash: str) -> None:
-        self.client.put_object(
+    def put(self, key: str, data: bytes, *, sha256: str, input_hash: str) -> StoredObject | None:
+        response = self.client.put_object(
             Bucket=self.bucket,
             Key=self._key(key),
             Body=data,
             ContentType=PNG,
             Metadata={"sha256": sha256, "input-hash": input_hash},
         )
+        # The ETag of a single-part upload is the MD5 the server took of the bytes it stored:
+        # equal to ours, the object is confirmed without a HEAD. Where it is no MD5 (SSE-KMS
+        # buckets), a HEAD confirms it instead.
+        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        if response.get("ETag", "").strip('"') == md5:
+            return StoredObject(len(data), PNG, sha256, input_hash)
+        return self.head(key)
 
     def head(self, key: str) -> StoredObject | None:
         try:
