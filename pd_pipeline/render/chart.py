@@ -8,6 +8,7 @@ of 1/20 chance so that the arithmetic is exact and the side always totals 108.
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -236,7 +237,7 @@ def _check_card_fields(card: Card, fields: dict[str, Any]) -> None:
 # Chart layout
 
 
-@dataclass
+@dataclass(eq=False)  # slots are compared by identity: each is one row of the chart
 class _Slot:
     column: int
     roll: int
@@ -315,7 +316,8 @@ class _Layout:
     def _pair_small(self, result: str, order: list[str]) -> None:
         if not self.free:
             return
-        slot = min(self.free, key=lambda s: (s.weight, _column_rank(result, s)))
+        rank = _column_rank_of(result)
+        slot = min(self.free, key=lambda s: (s.weight, rank(s)))
         units = self.need[result] - self.debt
         points = min(max(round(units / slot.weight), 1), UNITS - 1)
         share = (UNITS - points) * slot.weight
@@ -373,20 +375,27 @@ class _Layout:
         Best: no tail; else a tail whose rest of the row a later outcome (up to `cover` units)
         can close, that rounds best to d20 points, and leaves the least rest.
         """
-        free = sorted(self.free, key=lambda s: _column_rank(result, s))
-        counts = tuple(sum(s.weight == w for s in free) for w in range(1, 7))
-        if units % UNITS == 0 and (use := _reachable(counts).get(units // UNITS)):
-            return _take(free, use), None, 0
+        free = sorted(self.free, key=_column_rank_of(result))
+        rows_of = [0] * 6
+        for slot in free:
+            rows_of[slot.weight - 1] += 1
+        counts = tuple(rows_of)
+        if units % UNITS == 0 and (found := _reachable(counts).get(units // UNITS)):
+            return _take(free, found[1]), None, 0
         best, choice = None, None
-        for weight in {s.weight for s in free}:
+        for weight in (w for w, n in enumerate(counts, 1) if n):
             without = tuple(n - (w == weight) for w, n in enumerate(counts, 1))
-            for total, use in _reachable(without).items():
-                tail = units - total * UNITS
-                if not 0 < tail < weight * UNITS:
+            reachable = _reachable(without)
+            # Only totals leaving a tail of 0 < tail < one row of this weight: a few at most.
+            # (Ties go to the total found first, as the layout has always placed them.)
+            for total in range((units - 1) // UNITS, (units - weight * UNITS) // UNITS, -1):
+                if (found := reachable.get(total)) is None:
                     continue
+                rank, use = found
+                tail = units - total * UNITS
                 points = min(max(round(tail / weight), 1), UNITS - 1)
                 rest = (UNITS - points) * weight
-                key = (rest > cover, abs(points * weight - tail), rest, weight)
+                key = (rest > cover, abs(points * weight - tail), rest, weight, rank)
                 if best is None or key < best:
                     best, choice = key, (weight, use, points)
         if choice is None:  # more than the rows left can hold: only the last outcome gets here
@@ -396,23 +405,33 @@ class _Layout:
         return _take([s for s in free if s is not slot], use), slot, points
 
 
-def _column_rank(result: str, slot: _Slot) -> int:
+def _column_rank_of(result: str) -> Callable[[_Slot], int]:
     # Hits and walks favour the first columns, outs the last, as on real cards.
-    return slot.column if _kind(result) in ("hit", "onbase") else 2 - slot.column
+    if _kind(result) in ("hit", "onbase"):
+        return lambda slot: slot.column
+    return lambda slot: 2 - slot.column
 
 
 @functools.lru_cache(maxsize=4096)
-def _reachable(counts: tuple[int, ...]) -> dict[int, tuple[int, ...]]:
-    """Every total of whole rows that `counts` (rows of weight 1..6) can make, with how many
-    rows of each weight make it (bigger rows first). Cached: charts share these states."""
-    found = {0: (0,) * 6}
-    for weight in range(6, 0, -1):
-        found_next: dict[int, tuple[int, ...]] = {}
-        for total, use in found.items():
-            for n in range(counts[weight - 1], -1, -1):
-                if total + n * weight not in found_next:
-                    found_next[total + n * weight] = (*use[: weight - 1], n, *use[weight:])
-        found = found_next
+def _reachable(counts: tuple[int, ...]) -> dict[int, tuple[int, tuple[int, ...]]]:
+    """Every total of whole rows that `counts` (rows of weight 1..6) can make: `(rank, use)`,
+    how many rows of each weight make it (bigger rows first) and the order it was found in.
+    Cached: charts share these states."""
+    return {total: (rank, use) for rank, (total, use) in enumerate(_totals(counts).items())}
+
+
+@functools.lru_cache(maxsize=16384)
+def _totals(counts: tuple[int, ...]) -> dict[int, tuple[int, ...]]:
+    """Totals of rows of the weights `counts` covers (its last entry is weight 6's), bigger rows
+    first. Cached by suffix: the bigger weights' part is shared by most states."""
+    if not counts:
+        return {0: (0,) * 6}
+    weight = 7 - len(counts)
+    found: dict[int, tuple[int, ...]] = {}
+    for total, use in _totals(counts[1:]).items():
+        for n in range(counts[0], -1, -1):
+            if total + n * weight not in found:
+                found[total + n * weight] = (*use[: weight - 1], n, *use[weight:])
     return found
 
 
