@@ -47,11 +47,13 @@ bench: setup
 	$(BIN)/python -m bench render
 	$(BIN)/python -m bench writeback --rows 100000
 
-# Heavy runs: peak memory over 1,000 and 10,000 cards, and the write-back's candidate query on
-# a 1,000,000-row card table (PostgreSQL).
+# Heavy runs: peak memory over 1,000 and 10,000 cards, the write-back's candidate query on a
+# 1,000,000-row card table (PostgreSQL), and a 50,000-card backlog worked off by the sensor.
+LOADTEST_CARDS ?= 50000
 loadtest: setup
 	$(BIN)/python -m bench memory --cards 1000 10000
 	$(BIN)/python -m bench writeback --rows 100000 --explain-rows 1000000
+	PD_LOADTEST_CARDS=$(LOADTEST_CARDS) $(BIN)/pytest -q -s pd_pipeline_tests/test_load.py
 
 clean:
 	rm -rf var

@@ -25,6 +25,9 @@ class Problem:
     reason: str
 
 
+PROBLEM_KINDS = ("missing", "failed", "not_canonical", "bad_objects", "stale", "queued", "unseen")
+
+
 @dataclass
 class Audit:
     cards: int = 0
@@ -42,17 +45,18 @@ class Audit:
     def combine(cls, audits: list["Audit"]) -> "Audit":
         """One audit of several cardsets (a backfill run covers a few)."""
         out = cls(cards=sum(a.cards for a in audits))
-        names = ("missing", "failed", "not_canonical", "bad_objects", "stale", "queued", "unseen")
-        for name in names:
-            setattr(out, name, [p for a in audits for p in getattr(a, name)])
+        for kind in PROBLEM_KINDS:
+            setattr(out, kind, [p for a in audits for p in getattr(a, kind)])
         out.first_pending = min(filter(None, (a.first_pending for a in audits)), default=None)
         return out
 
     def waiting(self) -> set[int]:
         """Ids of the cards that lack a valid, current URL."""
-        problems = self.missing + self.failed + self.not_canonical + self.bad_objects + self.stale
-        problems += self.queued + self.unseen
-        return {p.card.card_id for p in problems}
+        return {p.card.card_id for kind in PROBLEM_KINDS for p in getattr(self, kind)}
+
+    def counts(self) -> dict[str, int]:
+        """How many cards have each kind of problem."""
+        return {kind: len(getattr(self, kind)) for kind in PROBLEM_KINDS}
 
 
 def audit_cardset(

@@ -1,8 +1,14 @@
 import os
+import shutil
+from pathlib import Path
 
+import dagster as dg
 import pytest
+import sqlalchemy as sa
 
 from pd_pipeline_tests.services import S3Server, postgres_database
+
+DEPLOY = Path(__file__).parents[1] / "deploy"
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +61,24 @@ def _no_stray_settings(monkeypatch):
     for key in list(os.environ):
         if key.startswith("PD_") and key not in ("PD_REQUIRE_POSTGRES", "PD_CHROMIUM_PATH"):
             monkeypatch.delenv(key)
+
+
+@pytest.fixture
+def production_instance(tmp_path, monkeypatch):
+    """deploy/dagster.yaml as shipped, its PostgreSQL settings pointed at a fresh database."""
+    with postgres_database() as url:
+        parts = sa.make_url(url)
+        for name, value in {
+            "HOST": parts.host,
+            "PORT": str(parts.port or 5432),
+            "USER": parts.username,
+            "PASSWORD": parts.password or "",
+            "DB": parts.database,
+        }.items():
+            monkeypatch.setenv(f"DAGSTER_PG_{name}", value)
+        shutil.copy(DEPLOY / "dagster.yaml", tmp_path / "dagster.yaml")
+        instance = dg.DagsterInstance.from_config(str(tmp_path))
+        try:
+            yield instance, url
+        finally:
+            instance.dispose()

@@ -1,9 +1,6 @@
 """The production instance, `deploy/dagster.yaml`, on the local PostgreSQL server: a job run and
 sensor ticks whose every record (runs, events, partitions) lives in PostgreSQL."""
 
-import shutil
-from pathlib import Path
-
 import dagster as dg
 import pytest
 import sqlalchemy as sa
@@ -13,31 +10,8 @@ from pd_pipeline.definitions import build_defs
 from pd_pipeline.resources import resources_from_env
 from pd_pipeline.sensors import pending_images_sensor
 from pd_pipeline_tests.helpers import materializations, run_partition, seed_small_demo
-from pd_pipeline_tests.services import postgres_database
 
 pytestmark = pytest.mark.slow
-DEPLOY = Path(__file__).parents[1] / "deploy"
-
-
-@pytest.fixture
-def production_instance(tmp_path, monkeypatch):
-    """deploy/dagster.yaml as shipped, its PostgreSQL settings pointed at a fresh database."""
-    with postgres_database() as url:
-        parts = sa.make_url(url)
-        for name, value in {
-            "HOST": parts.host,
-            "PORT": str(parts.port or 5432),
-            "USER": parts.username,
-            "PASSWORD": parts.password or "",
-            "DB": parts.database,
-        }.items():
-            monkeypatch.setenv(f"DAGSTER_PG_{name}", value)
-        shutil.copy(DEPLOY / "dagster.yaml", tmp_path / "dagster.yaml")
-        instance = dg.DagsterInstance.from_config(str(tmp_path))
-        try:
-            yield instance, url
-        finally:
-            instance.dispose()
 
 
 def _tick(instance: dg.DagsterInstance, cursor: str | None = None) -> dg.SensorResult:

@@ -1,0 +1,174 @@
+"""A backlog across several cardsets, worked off by nothing but the sensor: the daemon on the
+production instance (deploy/dagster.yaml, PostgreSQL), a PostgreSQL card database and an S3
+server. At the end every card has the URL of its current, valid PNG, every run succeeded, and
+no card was rendered twice.
+
+CI runs a small backlog (four cardsets). `make loadtest` runs 50,000 cards
+(PD_LOADTEST_CARDS=50000), printing its figures.
+"""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from bench.seed import seed_cards
+from pd_pipeline.audit import Audit, audit_cardset
+from pd_pipeline.db import schema
+from pd_pipeline.db.cards import CARD_TYPES, cardset_ids
+from pd_pipeline.db.engine import make_engine
+from pd_pipeline.render.html import CardTemplates
+from pd_pipeline.resources import store_from_env
+from pd_pipeline.settings import SENSOR_MAX_RUNS_IN_FLIGHT
+from pd_pipeline_tests.helpers import assert_url_opens_its_png, seed_small_demo
+from pd_pipeline_tests.services import S3Server
+
+pytestmark = pytest.mark.slow
+DAEMON = str(Path(sys.executable).with_name("dagster-daemon"))
+# Read at import: the tests' own fixtures clear PD_* settings.
+CARDS = int(os.environ.get("PD_LOADTEST_CARDS", "0"))  # 0: the small backlog CI runs
+RENDER_RUNS_AT_ONCE = 4  # deploy/dagster.yaml's pd/render limit
+IN_FLIGHT = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")
+
+
+@pytest.fixture
+def backlog(pg_url) -> sa.Engine:
+    if CARDS:
+        seed_cards(pg_url, CARDS)
+        return make_engine(pg_url)
+    return seed_small_demo(pg_url, players=45, seasons=(2008, 2019, 2018, 2017))
+
+
+@pytest.fixture
+def own_s3_server() -> Iterator[S3Server]:
+    """A server of the test's own: it holds every PNG in memory, and gives it back at the end."""
+    server = S3Server().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def daemon(production_instance, backlog, own_s3_server, tmp_path, monkeypatch):
+    """`dagster-daemon run` on the production instance, with the pipeline's settings."""
+    instance, _ = production_instance
+    settings = {
+        "DAGSTER_HOME": str(tmp_path),
+        "PD_DATABASE_URL": backlog.url.render_as_string(hide_password=False),
+        "PD_STORE": f"s3://{own_s3_server.new_bucket()}/",
+        "PD_S3_ENDPOINT_URL": own_s3_server.endpoint_url,
+        "PD_SENSOR_INTERVAL_SECONDS": "5",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    for key, value in settings.items():
+        monkeypatch.setenv(key, value)
+    log = open(tmp_path / "daemon.log", "w")  # noqa: SIM115 (closed below)
+    process = subprocess.Popen(
+        [DAEMON, "run", "-m", "pd_pipeline"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its code server and runs too, stopped together below
+    )
+    try:
+        yield instance, backlog
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+        print(f"daemon log: {tmp_path / 'daemon.log'}")
+
+
+def _cards_without_url(engine: sa.Engine) -> tuple[int, int]:
+    with engine.connect() as conn:
+        counts = [
+            conn.execute(sa.select(sa.func.count(), sa.func.count(table.c.image_url))).one()
+            for table in schema.CARD_TABLES.values()
+        ]
+    total = sum(c for c, _ in counts)
+    return total, total - sum(u for _, u in counts)
+
+
+def _runs(instance: dg.DagsterInstance, statuses: tuple[str, ...]) -> list[dg.DagsterRun]:
+    wanted = [dg.DagsterRunStatus[s] for s in statuses]
+    return list(instance.get_runs(dg.RunsFilter(statuses=wanted)))
+
+
+def _rendered_per_card_type(instance: dg.DagsterInstance) -> int:
+    total = 0
+    for card_type in CARD_TYPES:
+        records = instance.fetch_materializations(dg.AssetKey(f"{card_type}_pngs"), limit=10_000)
+        for record in records.records:
+            total += record.asset_materialization.metadata["rendered"].value
+    return total
+
+
+def test_a_backlog_is_worked_off_by_the_sensor_alone(daemon):
+    instance, engine = daemon
+    cards, _ = _cards_without_url(engine)
+    deadline = 300 + cards * 0.3  # 3+ cards/s, on top of a few minutes' start-up
+    started = time.monotonic()
+    most_in_flight = most_rendering = 0
+    last_report = 0.0
+    while True:
+        _, left = _cards_without_url(engine)
+        in_flight = _runs(instance, IN_FLIGHT)
+        rendering = sum(run.status == dg.DagsterRunStatus.STARTED for run in in_flight)
+        most_in_flight = max(most_in_flight, len(in_flight))
+        most_rendering = max(most_rendering, rendering)
+        elapsed = time.monotonic() - started
+        if elapsed - last_report >= 30:
+            last_report = elapsed
+            print(
+                f"{elapsed:5.0f}s: {cards - left}/{cards} cards have a URL, "
+                f"{len(in_flight)} runs in flight ({rendering} rendering)",
+                flush=True,
+            )
+        if left == 0 and not in_flight:
+            break
+        failed = _runs(instance, ("FAILURE",))
+        assert not failed, f"run {failed[0].run_id} failed: see {instance.root_directory}"
+        assert elapsed < deadline, f"{left} of {cards} cards still lack a URL after {elapsed:.0f}s"
+        time.sleep(3)
+    took = time.monotonic() - started
+
+    # The sensor kept its bounds, and the instance its render limit.
+    assert most_in_flight <= SENSOR_MAX_RUNS_IN_FLIGHT
+    assert most_rendering <= RENDER_RUNS_AT_ONCE
+    runs = _runs(instance, ("SUCCESS",))
+    assert runs and not _runs(instance, ("FAILURE", "CANCELED"))
+    # Each card was rendered once: no run repeated another's work.
+    assert _rendered_per_card_type(instance) == cards
+
+    # Every card has the canonical URL of its current image, and the object behind it is valid.
+    store, version = store_from_env(), CardTemplates().version
+    with engine.connect() as conn:
+        ids = cardset_ids(conn)
+    audits = [
+        audit_cardset(engine, store, card_type, cardset_id, version)
+        for cardset_id in ids
+        for card_type in CARD_TYPES
+    ]
+    audit = Audit.combine(audits)
+    assert audit.cards == cards
+    assert not audit.waiting(), audit.counts()
+    with engine.connect() as conn:
+        urls = conn.scalars(sa.select(schema.battingcard.c.image_url)).all()
+    for url in random.Random(7).sample(urls, 20):
+        assert_url_opens_its_png(url)
+    print(
+        f"\n{cards} cards in {len(ids)} cardsets: {took:.0f}s ({cards / took:.1f} cards/s) "
+        f"in {len(runs)} sensor-launched runs; at most {most_in_flight} runs in flight and "
+        f"{most_rendering} rendering at once; every URL current and its object valid"
+    )
