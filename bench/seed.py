@@ -1,22 +1,34 @@
 """Bench data: N demo cards from real Lahman seasons (the demo's own seeding), cut to exactly N."""
 
-import math
-
 import sqlalchemy as sa
 
 from pd_pipeline.db import schema
 from pd_pipeline.db.demo import seed_demo
 from pd_pipeline.db.engine import make_engine
 
-# Recent seasons first: each gives ~1,200 batting and pitching cards with the demo's variants.
-SEASONS = (2008, 2019, *range(2018, 2008, -1), *range(2007, 1990, -1))
-CARDS_PER_SEASON = 1_050  # a safe lower bound (2008: 1,202; 2019: 1,290)
+# Recent seasons first: each gives ~1,100 batting and pitching cards with the demo's variants
+# (2008: 1,202; 2019: 1,290), fewer before the leagues grew (1975: 853; 1960: 531).
+SEASONS = (2008, 2019, *range(2018, 2008, -1), *range(2007, 1950, -1))
+
+
+def _cards_at_least(season: int) -> int:
+    """A safe lower bound on the cards one season gives."""
+    return 1_050 if season > 1990 else 750 if season >= 1969 else 400
+
+
+def _seasons_for(cards: int) -> tuple[int, ...]:
+    total = 0
+    for count, season in enumerate(SEASONS, 1):
+        total += _cards_at_least(season)
+        if total >= cards:
+            return SEASONS[:count]
+    raise ValueError(f"{cards} cards are more than {len(SEASONS)} demo seasons hold")
 
 
 def seed_cards(url: str, cards: int) -> dict[str, int]:
     """Fill an empty card database with exactly `cards` cards (batting and pitching in the
     demo's proportions), over as many cardsets as that takes; returns cards per type."""
-    seasons = SEASONS[: max(1, math.ceil(cards / CARDS_PER_SEASON))]
+    seasons = _seasons_for(cards)
     engine = make_engine(url)
     schema.create_card_tables(engine)
     seed_demo(engine, seasons=seasons)
