@@ -1,13 +1,18 @@
 """Real services for the tests: a moto S3 server process on loopback, and PostgreSQL databases."""
 
+import http.client
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlparse
 
 import boto3
 import pytest
@@ -99,3 +104,77 @@ def postgres_database() -> Iterator[str]:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+class FlakyS3:
+    """An HTTP front to a real S3 server that fails some requests the way S3 does under load:
+    `503 SlowDown`, `500 InternalError`, or a connection dropped before any response. `fault`
+    sees each request (method, path, how many times this method and path came before) and
+    returns one of those names, or None to pass the request through."""
+
+    ERRORS = {"SlowDown": (503, "Please reduce your request rate."), "InternalError": (500, "")}
+
+    def __init__(self, upstream: str, fault: Callable[[str, str, int], str | None]):
+        self.upstream = urlparse(upstream)
+        self.fault = fault
+        self.seen: Counter[tuple[str, str]] = Counter()
+        self.injected: list[tuple[str, str, str]] = []  # (fault, method, path)
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.endpoint_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        front = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _any(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with front.lock:
+                    before = front.seen[self.command, self.path]
+                    front.seen[self.command, self.path] += 1
+                    fault = front.fault(self.command, self.path, before)
+                    if fault:
+                        front.injected.append((fault, self.command, self.path))
+                if fault == "drop":
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if fault:
+                    status, message = front.ERRORS[fault]
+                    xml = f"<Error><Code>{fault}</Code><Message>{message}</Message></Error>"
+                    self._reply(status, [("Content-Type", "application/xml")], xml.encode())
+                    return
+                conn = http.client.HTTPConnection(front.upstream.hostname, front.upstream.port)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "expect"}
+                conn.request(self.command, self.path, body=body or None, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+                self._reply(response.status, response.getheaders(), data)
+                conn.close()
+
+            def _reply(self, status: int, headers: list, data: bytes) -> None:
+                self.send_response(status)
+                length = str(len(data))
+                for key, value in headers:
+                    if key.lower() == "content-length" and self.command == "HEAD":
+                        length = value  # the object's size; a HEAD has no body
+                    elif key.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", length)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _any
+
+        return Handler

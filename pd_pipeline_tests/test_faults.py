@@ -1,8 +1,9 @@
 """Faults injected mid-run into the real services lose nothing, and the run (or the rerun)
 completes: a locked SQLite database, a killed or frozen Chromium, a killed PostgreSQL connection,
-and an S3 server that goes away."""
+an S3 server that goes away, and one that throttles, errs and drops connections."""
 
 import contextlib
+import itertools
 import os
 import signal
 import sqlite3
@@ -18,8 +19,10 @@ import sqlalchemy as sa
 from moto.server import ThreadedMotoServer
 
 from pd_pipeline.db import ledger, schema
+from pd_pipeline.db.cards import load_cards
 from pd_pipeline.db.writeback import write_back
 from pd_pipeline.resources import card_templates
+from pd_pipeline.storage.keys import object_key
 from pd_pipeline_tests.helpers import (
     assert_url_opens_its_png,
     image_urls,
@@ -27,7 +30,7 @@ from pd_pipeline_tests.helpers import (
     run_partition,
     seed_small_demo,
 )
-from pd_pipeline_tests.services import free_port
+from pd_pipeline_tests.services import FlakyS3, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -215,3 +218,51 @@ def test_s3_going_away_mid_run_fails_clearly_and_the_rerun_completes(sqlite_url,
                     assert_url_opens_its_png(url)
         finally:
             server.stop()
+
+
+def test_transient_s3_errors_are_retried_and_a_lasting_one_fails_only_its_card(
+    sqlite_url, s3_server, monkeypatch
+):
+    """Throttling (503 SlowDown), server errors (500) and dropped connections on the way to a
+    real S3 server are retried, with backoff, by the S3 client; a key that keeps failing fails
+    only its card, after a bounded number of attempts, and the rest of the partition is done."""
+    engine = seed_small_demo(sqlite_url, players=8)
+    bucket = s3_server.new_bucket()
+    with engine.connect() as conn:
+        victim = load_cards(conn, "battingcard", cardset_id=1)[0]
+    lasting = f"/{bucket}/{object_key('battingcard', 1, victim.player_id, victim.variant)}"
+    kinds, faults = ("SlowDown", "InternalError", "drop"), itertools.count()
+
+    def fault(method: str, path: str, before: int) -> str | None:
+        if path == lasting and method == "PUT":
+            return "SlowDown"
+        if "/cards/" in path and method in ("HEAD", "PUT") and before == 0:
+            n = next(faults)  # every other card request fails its first attempt
+            return kinds[n // 2 % 3] if n % 2 == 0 else None
+        return None
+
+    flaky = FlakyS3(s3_server.endpoint_url, fault)
+    for key, value in {
+        "PD_DATABASE_URL": sqlite_url, "PD_STORE": f"s3://{bucket}/",
+        "PD_S3_ENDPOINT_URL": flaky.endpoint_url, "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    try:
+        with dg.instance_for_test() as instance:
+            result = run_partition(instance)
+        assert {kind for kind, _, _ in flaky.injected} == set(kinds)
+        # Bounded: the first try and S3Resource's max_attempts (5) retries, then the card fails.
+        assert flaky.seen["PUT", lasting] == 6
+        assert not result.success  # the card that never stored fails the run, naming it
+        with engine.connect() as conn:
+            (failure,) = ledger.failures(conn, "battingcard", 1)
+        assert (
+            failure[0] == victim.card_id and victim.label in failure[1] and "SlowDown" in failure[1]
+        )
+        for card_type in ("battingcard", "pitchingcard"):
+            for card_id, url in image_urls(engine, card_type).items():
+                if (card_type, card_id) != ("battingcard", victim.card_id):
+                    assert_url_opens_its_png(url)  # every fault but the lasting one was retried
+    finally:
+        flaky.stop()  # after the URLs are opened: they point at it
