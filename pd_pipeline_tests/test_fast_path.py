@@ -123,11 +123,11 @@ class SlowStore(LocalStore):
         return super().put(key, data, **kwargs)
 
 
-def test_each_new_card_costs_one_head_and_one_put_and_a_rerun_none(
+def test_new_cards_cost_one_listing_and_a_put_each_and_a_rerun_nothing(
     tmp_path, templates, s3_env, s3_server
 ):
-    """S3 requests are the pipeline's own cost per card (beyond Chromium's): no more than the
-    render-cache lookup and the upload whose response confirms the object."""
+    """S3 requests are the pipeline's own cost per card (beyond Chromium's): a listing of the
+    cardset's folder finds no object to reuse, and each upload's response confirms its object."""
     engine = seed_small_demo(f"sqlite:///{tmp_path / 'cards.db'}", players=6)
     store = CardStore(
         location=f"s3://{s3_env['bucket']}/", s3=S3Resource(endpoint_url=s3_server.endpoint_url)
@@ -137,7 +137,7 @@ def test_each_new_card_costs_one_head_and_one_put_and_a_rerun_none(
     with BrowserPool(find_chromium(), templates.shell(), pages=2) as pool:
         first = make_pngs(engine, store, lambda: pool, templates, "battingcard", 1)
         assert first.rendered == first.uploaded == first.cards > 0
-        assert sorted(calls) == ["HeadObject"] * first.cards + ["PutObject"] * first.cards
+        assert sorted(calls) == ["ListObjectsV2"] + ["PutObject"] * first.cards
         write_back(engine, "battingcard", 1, templates.version)
         calls.clear()
         again = make_pngs(engine, store, lambda: pool, templates, "battingcard", 1)
