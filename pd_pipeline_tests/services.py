@@ -2,6 +2,7 @@
 
 import http.client
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import urlparse
 
 import boto3
@@ -70,6 +72,27 @@ class S3Server:
         name = f"cards-{uuid.uuid4().hex[:12]}"
         self.client().create_bucket(Bucket=name)
         return name
+
+
+@contextmanager
+def process_group(
+    args: list[str], log_path: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen]:
+    """A long-running command (`dagster dev`, the daemon) in a session of its own, its output in
+    `log_path`; stopped at the end with everything it started (code servers, runs)."""
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            yield process
+        finally:
+            os.killpg(process.pid, signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+            print(f"log: {log_path}")
 
 
 def postgres_available() -> bool:

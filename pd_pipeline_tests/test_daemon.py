@@ -5,8 +5,6 @@ local S3 server; the test only edits the card database, as other tools do, and w
 """
 
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,7 +19,7 @@ from pd_pipeline_tests.helpers import (
     move_chances,
     seed_small_demo,
 )
-from pd_pipeline_tests.services import free_port
+from pd_pipeline_tests.services import free_port, process_group
 
 pytestmark = pytest.mark.slow
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -50,24 +48,9 @@ def dagster_dev(sqlite_url, s3_env, tmp_path):
         "PD_SENSOR_INTERVAL_SECONDS": "5",
         "DAGSTER_HOME": str(home),
     }
-    log = open(tmp_path / "dagster-dev.log", "w")  # noqa: SIM115 (closed below)
-    process = subprocess.Popen(
-        [DAGSTER, "dev", "-m", "pd_pipeline", "-p", str(free_port()), "-h", "127.0.0.1"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+    command = [DAGSTER, "dev", "-m", "pd_pipeline", "-p", str(free_port()), "-h", "127.0.0.1"]
+    with process_group(command, tmp_path / "dagster-dev.log", env):
         yield engine
-    finally:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
-        print(f"dagster dev log: {tmp_path / 'dagster-dev.log'}")
 
 
 def test_the_daemon_keeps_every_card_image_current(dagster_dev):

@@ -9,8 +9,6 @@ CI runs a small backlog (four cardsets). `make loadtest` runs 50,000 cards
 
 import os
 import random
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -29,7 +27,7 @@ from pd_pipeline.render.html import CardTemplates
 from pd_pipeline.resources import store_from_env
 from pd_pipeline.settings import SENSOR_MAX_RUNS_IN_FLIGHT
 from pd_pipeline_tests.helpers import assert_url_opens_its_png, seed_small_demo
-from pd_pipeline_tests.services import S3Server
+from pd_pipeline_tests.services import S3Server, process_group
 
 pytestmark = pytest.mark.slow
 DAEMON = str(Path(sys.executable).with_name("dagster-daemon"))
@@ -71,23 +69,9 @@ def daemon(production_instance, backlog, own_s3_server, tmp_path, monkeypatch):
     }
     for key, value in settings.items():
         monkeypatch.setenv(key, value)
-    log = open(tmp_path / "daemon.log", "w")  # noqa: SIM115 (closed below)
-    process = subprocess.Popen(
-        [DAEMON, "run", "-m", "pd_pipeline"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its code server and runs too, stopped together below
-    )
-    try:
+    # Its code server and runs too are stopped at the end.
+    with process_group([DAEMON, "run", "-m", "pd_pipeline"], tmp_path / "daemon.log"):
         yield instance, backlog
-    finally:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
-        print(f"daemon log: {tmp_path / 'daemon.log'}")
 
 
 def _cards_without_url(engine: sa.Engine) -> tuple[int, int]:
