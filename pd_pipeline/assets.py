@@ -1,6 +1,8 @@
 """The card assets, per card type and cardset partition: the PNGs in the store (`*_pngs`) and the
 `image_url` column that points at them (`*_image_urls`)."""
 
+import warnings
+
 import dagster as dg
 from pydantic import Field
 
@@ -17,6 +19,8 @@ from pd_pipeline.storage.keys import cardset_id_of
 GROUP = "card_images"
 # A backfill from the UI groups cardsets into runs of a few: one warm browser serves them all.
 BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=4)
+# Dagster 1.13 still calls the parameter beta, and would say so on every import: every CLI call.
+warnings.filterwarnings("ignore", "Parameter `backfill_policy`", dg.BetaWarning)
 # Rendering steps share a concurrency pool (deploy/dagster.yaml sizes it), whatever run they are in.
 RENDER_POOL = "card_render"
 OWNERS = ["team:card-pipeline"]

@@ -1,5 +1,8 @@
 """A snapshot of the code location: an accidental change to a name others rely on shows up here."""
 
+import subprocess
+import sys
+
 import dagster as dg
 
 from pd_pipeline.definitions import build_defs
@@ -41,3 +44,10 @@ def test_definitions_load_and_keep_their_names():
     for url_asset in ("battingcard_image_urls", "pitchingcard_image_urls"):
         policy = graph.get(dg.AssetKey(url_asset)).freshness_policy
         assert policy is not None and policy.fail_window.to_timedelta().total_seconds() > 0
+
+
+def test_loading_the_code_location_prints_no_warning():
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import pd_pipeline.definitions"], capture_output=True, text=True
+    )
+    assert loaded.returncode == 0 and not loaded.stderr, loaded.stderr
