@@ -21,6 +21,8 @@ from moto.server import ThreadedMotoServer
 from pd_pipeline.db import ledger, schema
 from pd_pipeline.db.cards import load_cards
 from pd_pipeline.db.writeback import write_back
+from pd_pipeline.render.browser import CLOSE_TIMEOUT_S, BrowserPool
+from pd_pipeline.render.chromium import find_chromium
 from pd_pipeline.resources import card_templates
 from pd_pipeline.storage.keys import object_key
 from pd_pipeline_tests.helpers import (
@@ -119,6 +121,26 @@ def test_a_frozen_chromium_times_out_and_the_run_completes(demo, monkeypatch):
     assert frozen, "the fault was not injected"
     assert result.success
     assert all(image_urls(engine).values()) and all(image_urls(engine, "pitchingcard").values())
+
+
+def test_a_frozen_browser_is_killed_not_waited_for():
+    """A browser that stops answering costs a page timeout and CLOSE_TIMEOUT_S, then is killed;
+    waiting for it to close would take Playwright ~30 s."""
+    templates = card_templates()
+    with BrowserPool(find_chromium(), templates.shell(), pages=2, timeout_s=2) as pool:
+        assert pool.render("<b>warm</b>")
+        frozen = chromium_pids()
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        started = time.monotonic()
+        results = list(pool.render_many((i, "<b>card</b>") for i in range(4)))
+        took = time.monotonic() - started
+        for pid in frozen:  # its renderers, stopped too, are not the pool's to reap
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert all(r.png for r in results), [r.error for r in results]
+    assert pool.launches == 2
+    assert took < 2 * 2 + CLOSE_TIMEOUT_S + 10, f"recovering from a frozen browser took {took:.0f}s"
 
 
 def test_sqlite_locked_by_another_writer_is_waited_out(demo, sqlite_url):

@@ -18,6 +18,7 @@ import base64
 import contextlib
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -37,6 +38,9 @@ COMPACT = "compact"  # Chromium's fast encoding, re-encoded by us: smaller, and 
 CHROMIUM = "chromium"  # Chromium's default encoder, untouched (the simple path, for comparison)
 
 WIDTH, HEIGHT = 1200, 600
+# A healthy Chromium closes in well under a second; one that takes longer is stuck and is killed
+# (Playwright itself would wait ~30 s for a frozen one).
+CLOSE_TIMEOUT_S = 5.0
 CHROMIUM_ARGS = [
     # Quiet on a closed network, and no GPU on servers.
     "--disable-background-networking",
@@ -116,6 +120,7 @@ class BrowserPool:
         self._thread.start()
         self._playwright = None
         self._browser = None
+        self._browser_pid: int | None = None
         self._context = None
         self._slots: asyncio.Queue | None = None
         self._relaunching: asyncio.Lock | None = None
@@ -196,18 +201,31 @@ class BrowserPool:
         await self._launch()
 
     async def _stop(self) -> None:
-        if self._browser is not None:
-            await self._browser.close()
+        await self._close_browser()
         await self._playwright.stop()
         self._browser = self._playwright = None
 
+    async def _close_browser(self) -> None:
+        """Close the browser; one that does not answer in time (frozen, or half dead) is killed."""
+        if self._browser is None:
+            return
+        try:
+            await asyncio.wait_for(self._browser.close(), CLOSE_TIMEOUT_S)
+        except (TimeoutError, PlaywrightError):  # it may have died: often why we relaunch
+            log.warning("Chromium (pid %s) did not close; killing it", self._browser_pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._browser_pid, getattr(signal, "SIGKILL", signal.SIGTERM))
+
     async def _launch(self) -> None:
-        if self._browser is not None:
-            with contextlib.suppress(PlaywrightError):  # it may have died: why we relaunch
-                await self._browser.close()
+        await self._close_browser()
         self._browser = await self._playwright.chromium.launch(
             executable_path=self.executable, args=CHROMIUM_ARGS
         )
+        # Its pid, to kill it should it ever stop answering.
+        cdp = await self._browser.new_browser_cdp_session()
+        processes = (await cdp.send("SystemInfo.getProcessInfo"))["processInfo"]
+        self._browser_pid = next(p["id"] for p in processes if p["type"] == "browser")
+        await cdp.detach()
         # One context for all pages: each context costs Chromium a renderer of its own (~45 MB),
         # and card pages share nothing a context would isolate (no script, no network).
         self._context = await self._browser.new_context(
