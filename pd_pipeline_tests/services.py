@@ -88,8 +88,8 @@ def process_group(
             yield process
         finally:
             os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout=30)
+            try:  # idle, it stops in ~2 s; a run caught mid-step can hold it up much longer
+                process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
             print(f"log: {log_path}")
