@@ -36,6 +36,9 @@ def fill(engine: sa.Engine) -> None:
         def run(sql: str) -> None:
             conn.execute(sa.text(sql))
 
+        if engine.dialect.name == "postgresql":
+            # Rows consistent by construction: skip the foreign-key triggers (half the time).
+            run("SET LOCAL session_replication_role = replica")
         run(
             "INSERT INTO cardset (id, name) SELECT n, 'Set ' || n "
             f"FROM ({_numbers(engine.dialect.name, CARDSETS)}) s"
