@@ -211,7 +211,9 @@ class BrowserPool:
             return
         try:
             await asyncio.wait_for(self._browser.close(), CLOSE_TIMEOUT_S)
-        except (TimeoutError, PlaywrightError):  # it may have died: often why we relaunch
+        except PlaywrightError:
+            pass  # it had died: often why we relaunch (its pid may be anyone's by now)
+        except TimeoutError:  # alive, so the pid is still its own
             log.warning("Chromium (pid %s) did not close; killing it", self._browser_pid)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._browser_pid, getattr(signal, "SIGKILL", signal.SIGTERM))
