@@ -76,13 +76,13 @@ class S3Server:
 
 @contextmanager
 def process_group(
-    args: list[str], log_path: Path, env: dict[str, str] | None = None
+    args: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> Iterator[subprocess.Popen]:
     """A long-running command (`dagster dev`, the daemon) in a session of its own, its output in
     `log_path`; stopped at the end with everything it started (code servers, runs)."""
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            args, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         try:
             yield process

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from pd_pipeline.db.engine import make_engine
 from pd_pipeline.render.chromium import find_chromium
 from pd_pipeline_tests.helpers import image_urls, seed_small_demo
-from pd_pipeline_tests.services import free_port
+from pd_pipeline_tests.services import free_port, process_group
 
 pytestmark = pytest.mark.slow
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -87,21 +86,12 @@ def dagster_dev(tmp_path, s3_env) -> Iterator[DagsterDev]:
         env["PD_CHROMIUM_PATH"] = os.environ["PD_CHROMIUM_PATH"]
     port = free_port()
     log = tmp_path / "dagster-dev.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [DAGSTER, "dev", "-m", "pd_pipeline", "-h", "127.0.0.1", "-p", str(port)],
-            cwd=tmp_path,  # no stray .env file can override the settings above
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so a hung shutdown can be ended
-        )
-    server = DagsterDev(f"http://127.0.0.1:{port}", log)
-    try:
+    command = [DAGSTER, "dev", "-m", "pd_pipeline", "-h", "127.0.0.1", "-p", str(port)]
+    # cwd: no stray .env file can override the settings above.
+    with process_group(command, log, env, cwd=tmp_path) as process:
+        server = DagsterDev(f"http://127.0.0.1:{port}", log)
         _wait_until_serving(server, process)
         yield server
-    finally:
-        _stop(process)
 
 
 def _wait_until_serving(server: DagsterDev, process: subprocess.Popen) -> None:
@@ -115,17 +105,6 @@ def _wait_until_serving(server: DagsterDev, process: subprocess.Popen) -> None:
         except OSError:
             time.sleep(0.5)
     pytest.fail(f"dagster dev did not serve {server.url} within 60 s:\n{server.log_tail()}")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM lets dagster dev stop its webserver, daemon and code server; if that hangs, the
-    process group it was started in (its own children only) is killed."""
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
 
 
 @contextmanager
