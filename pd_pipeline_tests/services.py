@@ -74,6 +74,12 @@ class S3Server:
         return name
 
 
+def dagster_env(database_url: str, home: Path, **settings: str) -> dict[str, str]:
+    """The environment of a `dagster` command a test starts: the test's own (S3 settings from
+    the `s3_env` fixture, no stray PD_ settings), its card database and DAGSTER_HOME."""
+    return {**os.environ, "PD_DATABASE_URL": database_url, "DAGSTER_HOME": str(home), **settings}
+
+
 @contextmanager
 def process_group(
     args: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None

@@ -1,7 +1,6 @@
 """Nothing lost under concurrency: edits by other clients while a run is in flight, and two
 workers on the same and on overlapping partitions (PostgreSQL, a real S3 server, the real CLI)."""
 
-import os
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from pd_pipeline_tests.helpers import (
     move_chances,
     seed_small_demo,
 )
+from pd_pipeline_tests.services import dagster_env
 
 pytestmark = pytest.mark.slow
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -35,12 +35,7 @@ def cli_env(pg_url, s3_env, tmp_path, monkeypatch):
     # The partitions a deployment's sensor (or render_pending_job) would have registered.
     with dg.DagsterInstance.from_config(str(home)) as instance:
         instance.add_dynamic_partitions("cardsets", ["cardset-001", "cardset-002"])
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith("PD_")},
-        **{k: v for k, v in s3_env.items() if k != "bucket"},
-        "PD_DATABASE_URL": pg_url,
-        "DAGSTER_HOME": str(home),
-    }
+    return dagster_env(pg_url, home)
 
 
 def start(env: dict, *args: str) -> subprocess.Popen:

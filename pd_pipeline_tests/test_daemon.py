@@ -4,7 +4,6 @@
 local S3 server; the test only edits the card database, as other tools do, and waits.
 """
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ from pd_pipeline_tests.helpers import (
     move_chances,
     seed_small_demo,
 )
-from pd_pipeline_tests.services import free_port, process_group
+from pd_pipeline_tests.services import dagster_env, free_port, process_group
 
 pytestmark = pytest.mark.slow
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -41,13 +40,7 @@ def dagster_dev(sqlite_url, s3_env, tmp_path):
     engine = seed_small_demo(sqlite_url, players=4)
     home = tmp_path / "dagster_home"
     home.mkdir()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("PD_")},
-        **{k: v for k, v in s3_env.items() if k != "bucket"},
-        "PD_DATABASE_URL": sqlite_url,
-        "PD_SENSOR_INTERVAL_SECONDS": "5",
-        "DAGSTER_HOME": str(home),
-    }
+    env = dagster_env(sqlite_url, home, PD_SENSOR_INTERVAL_SECONDS="5")
     command = [DAGSTER, "dev", "-m", "pd_pipeline", "-p", str(free_port()), "-h", "127.0.0.1"]
     with process_group(command, tmp_path / "dagster-dev.log", env):
         yield engine

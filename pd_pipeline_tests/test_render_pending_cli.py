@@ -1,6 +1,5 @@
 """The CI entry point through the real CLI: `dagster job execute -j render_pending_job`."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +8,7 @@ import pytest
 
 from pd_pipeline_tests.helpers import add_variant, image_urls, seed_small_demo
 from pd_pipeline_tests.hostile import add_card, add_player
+from pd_pipeline_tests.services import dagster_env
 
 pytestmark = pytest.mark.slow
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -28,12 +28,7 @@ def _execute(env: dict) -> subprocess.CompletedProcess:
 def test_render_pending_job_renders_everything_and_exits_by_outcome(db_url, s3_env, tmp_path):
     engine = seed_small_demo(db_url, players=6, seasons=(2008, 2019))
     (tmp_path / "home").mkdir()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("PD_")},
-        **{k: v for k, v in s3_env.items() if k != "bucket"},
-        "PD_DATABASE_URL": db_url,
-        "DAGSTER_HOME": str(tmp_path / "home"),
-    }
+    env = dagster_env(db_url, tmp_path / "home")
     done = _execute(env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for card_type in ("battingcard", "pitchingcard"):

@@ -27,7 +27,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from pd_pipeline.db.engine import make_engine
 from pd_pipeline.render.chromium import find_chromium
 from pd_pipeline_tests.helpers import image_urls, seed_small_demo
-from pd_pipeline_tests.services import free_port, process_group
+from pd_pipeline_tests.services import dagster_env, free_port, process_group
 
 pytestmark = pytest.mark.slow
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -74,16 +74,8 @@ def dagster_dev(tmp_path, s3_env) -> Iterator[DagsterDev]:
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
     with dg.DagsterInstance.from_config(str(home)) as instance:
         instance.add_dynamic_partitions("cardsets", CARDSETS)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("PD_")},
-        **{k: v for k, v in s3_env.items() if k != "bucket"},
-        "PD_DATABASE_URL": database_url,
-        "DAGSTER_HOME": str(home),
-        # The sensor may register cardsets but launches nothing: the backfill is what is tested.
-        "PD_SENSOR_MAX_RUNS_PER_TICK": "0",
-    }
-    if os.environ.get("PD_CHROMIUM_PATH"):
-        env["PD_CHROMIUM_PATH"] = os.environ["PD_CHROMIUM_PATH"]
+    # The sensor may register cardsets but launches nothing: the backfill is what is tested.
+    env = dagster_env(database_url, home, PD_SENSOR_MAX_RUNS_PER_TICK="0")
     port = free_port()
     log = tmp_path / "dagster-dev.log"
     command = [DAGSTER, "dev", "-m", "pd_pipeline", "-h", "127.0.0.1", "-p", str(port)]
