@@ -98,6 +98,7 @@ def process_group(
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
             print(f"log: {log_path}")
 
 
