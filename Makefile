@@ -12,7 +12,7 @@ setup: $(VENV)/.installed var/.chromium
 $(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[demo,test]'
 	touch $@
 
 # Finds PD_CHROMIUM_PATH, the system's Chromium or Playwright's; installs Debian's if none.

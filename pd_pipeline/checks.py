@@ -1,109 +1,136 @@
 """Asset checks on the image_url assets, per cardset partition: every card has a valid, resolvable,
-current image, and the backlog is not getting old. One audit per partition feeds all the checks."""
+current image, and the backlog is not getting old. One audit (`images.audit`) feeds them all;
+asset runs and the CI job report them alike (`evaluate`)."""
 
 import datetime as dt
 import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import dagster as dg
 
-from pd_pipeline import settings
-from pd_pipeline.audit import Audit, Problem, audit_cardset
-from pd_pipeline.db.cards import CARD_TYPES
+from pd_pipeline import settings, steps
+from pd_pipeline.images.audit import Audit, Problem
+from pd_pipeline.metadata import problems_table
+from pd_pipeline.model import CARD_TYPES
 from pd_pipeline.partitions import cardsets
-from pd_pipeline.resources import CardDatabase, CardRenderer, CardStore
-from pd_pipeline.storage.keys import cardset_id_of
+from pd_pipeline.storage.keys import cardset_id_of, partition_key
 
-MAX_LISTED = 50
-# name: (severity, blocking, description). A blocking check stops the step the moment it fails,
-# so it is evaluated last, once every other result is recorded.
+ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
+# name: (severity, description), in reporting order.
 CHECKS = {
+    "all_cards_rendered": (
+        ERROR,
+        "Every card of the partition rendered; the ones whose last render failed are named.",
+    ),
     "urls_canonical": (
-        dg.AssetCheckSeverity.ERROR,
-        False,
-        "Every image_url is the canonical URL of its row: its key and the token of its PNG.",
+        ERROR,
+        "Every image_url the pipeline stands behind is the canonical URL of its row (its key "
+        "and the token of its PNG); URLs others set are counted while they await adoption.",
     ),
     "objects_valid": (
-        dg.AssetCheckSeverity.ERROR,
-        False,
-        "Every URL's object exists as image/png, decodes to 1200x600 and matches its token.",
+        ERROR,
+        "Every URL served as a card's image (ours or adopted) names an object of the store: a "
+        "listing vouches for its size and bytes (ETag), and a sample (every one in the nightly "
+        "reconcile) is read: image/png, 1200x600, its bytes matching the URL's token.",
     ),
     "images_current": (
-        dg.AssetCheckSeverity.WARN,
-        False,
+        WARN,
         "No stale image: each PNG shows the card's current data (else the sensor re-renders it).",
     ),
     "backlog": (
-        dg.AssetCheckSeverity.WARN,
-        False,
+        WARN,
         "Cards lacking a valid URL, and how long the oldest has waited since first seen.",
     ),
     "urls_present": (
-        dg.AssetCheckSeverity.ERROR,
-        True,
-        "No NULL image_url left behind by a run: cards whose render failed are listed; cards "
-        "added or changed since the run read them are counted as queued for the next run.",
+        ERROR,
+        "No NULL image_url left behind by a run: cards added or changed since the run read them "
+        "are counted as queued for the next run.",
     ),
 }
 
 
-def problems_table(problems: list[Problem]) -> dg.MarkdownMetadataValue:
-    lines = ["| card | player | variant | reason |", "| --- | --- | --- | --- |"]
-    for p in problems[:MAX_LISTED]:
-        name = p.card.inputs["player"]["name"].replace("|", "\\|")
-        reason = p.reason.replace("|", "\\|").replace("\n", " ")
-        lines.append(
-            f"| #{p.card.card_id} | {p.card.player_id} {name} | {p.card.variant} | {reason} |"
-        )
-    if len(problems) > MAX_LISTED:
-        lines.append(f"| ... | | | and {len(problems) - MAX_LISTED} more |")
-    return dg.MetadataValue.md("\n".join(lines))
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    passed: bool
+    metadata: dict[str, Any]
+    problems: list[Problem]
+
+    @property
+    def severity(self) -> dg.AssetCheckSeverity:
+        return CHECKS[self.name][0]
+
+    def evaluation(self, asset: str, partition: str) -> dg.AssetCheckEvaluation:
+        return dg.AssetCheckEvaluation(
+            asset_key=dg.AssetKey(asset), check_name=self.name, passed=self.passed,
+            severity=self.severity, metadata=self.metadata, partition=partition,
+        )  # fmt: skip
 
 
-def _result(asset: str, name: str, problems: list[Problem], **metadata) -> dg.AssetCheckResult:
-    severity, _, _ = CHECKS[name]
+def _listed(name: str, problems: list[Problem], **metadata: Any) -> Outcome:
     if problems:
         metadata["cards"] = problems_table(problems)
-    return dg.AssetCheckResult(
-        asset_key=asset,
-        check_name=name,
-        passed=not problems,
-        severity=severity,
-        metadata={"count": len(problems), **metadata},
-    )
+    return Outcome(name, not problems, {"count": len(problems), **metadata}, problems)
 
 
-def check_results(asset: str, audit: Audit, now: dt.datetime) -> list[dg.AssetCheckResult]:
+def outcomes(audit: Audit, now: dt.datetime) -> list[Outcome]:
+    """Every check's verdict on `audit`, in reporting order."""
+    found = audit.findings
     waited = (now - audit.first_pending) if audit.first_pending else dt.timedelta(0)
-    overdue = audit.waiting() and waited > settings.BACKLOG_MAX_WAIT
+    overdue = bool(audit.waiting) and waited > settings.BACKLOG_MAX_WAIT
+    backlog = {
+        "cards_lacking_valid_url": len(audit.waiting),
+        "oldest_wait_minutes": round(waited.total_seconds() / 60, 1),
+        "max_wait_minutes": settings.BACKLOG_MAX_WAIT.total_seconds() / 60,
+    }
     return [
-        _result(asset, "urls_canonical", audit.not_canonical),
-        _result(asset, "objects_valid", audit.bad_objects),
-        _result(asset, "images_current", audit.stale),
-        dg.AssetCheckResult(
-            asset_key=asset,
-            check_name="backlog",
-            passed=not overdue,
-            severity=CHECKS["backlog"][0],
-            metadata={
-                "cards_lacking_valid_url": len(audit.waiting()),
-                "oldest_wait_minutes": round(waited.total_seconds() / 60, 1),
-                "max_wait_minutes": settings.BACKLOG_MAX_WAIT.total_seconds() / 60,
-            },
-        ),
-        _result(
-            asset,
+        _listed("all_cards_rendered", found["failed"], failed_cards=len(found["failed"])),
+        _listed("urls_canonical", found["not_canonical"], awaiting_adoption=len(found["to_adopt"])),
+        _listed(
+            "objects_valid",
+            audit.bad_objects,
+            vouched_for_by_listing=audit.objects_listed,
+            read_and_decoded=audit.objects_read,
+        ),  # fmt: skip
+        _listed("images_current", found["stale"], in_older_design=len(found["old_design"])),
+        Outcome("backlog", not overdue, backlog, []),
+        _listed(
             "urls_present",
-            audit.missing,
-            failed_renders=len(audit.failed),
-            queued_for_next_run=len(audit.queued),
-            not_seen_by_a_run_yet=len(audit.unseen),
-            **({"failed_cards": problems_table(audit.failed)} if audit.failed else {}),
+            found["missing"],
+            queued_for_next_run=len(found["queued"]),
+            not_seen_by_a_run_yet=len(found["unseen"]),
         ),  # fmt: skip
     ]
 
 
-def _failed_error(result: dg.AssetCheckResult) -> bool:
-    return not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
+def evaluate(
+    context: dg.OpExecutionContext | dg.AssetCheckExecutionContext,
+    res: steps.Opened,
+    card_type: str,
+    cardset_ids: list[int],
+    selected: set[str] = frozenset(CHECKS),
+) -> Iterator[dg.AssetCheckEvaluation]:
+    """Audit each cardset, yield every selected check's evaluation on its partition, then fail
+    (naming the cards) when an ERROR check failed. Asset runs and the CI job both run this: a
+    backfill run covering several cardsets reports each one's own results."""
+    asset, problems = f"{card_type}_image_urls", []
+    for cardset_id in cardset_ids:
+        partition = partition_key(cardset_id)
+        audit = steps.audit(res, context.log, context.run, card_type, cardset_id)
+        results = [r for r in outcomes(audit, dt.datetime.now(dt.UTC)) if r.name in selected]
+        yield from (result.evaluation(asset, partition) for result in results)
+        failed = [r for r in results if not r.passed and r.severity == ERROR]
+        if failed:
+            names = ", ".join(f"{r.name} ({len(r.problems)})" for r in failed)
+            problems.append(f"{card_type} {partition}: ERROR checks failed: {names}")
+            named = [p for r in failed for p in r.problems]
+            problems += [f"  - {p.card.label}: {p.reason}" for p in named[:50]]
+            if len(named) > 50:
+                problems.append(f"  ... and {len(named) - 50} more")
+    if problems:
+        raise dg.Failure(description="\n".join(problems))
 
 
 def _specs(asset: str) -> list[dg.AssetCheckSpec]:
@@ -112,10 +139,8 @@ def _specs(asset: str) -> list[dg.AssetCheckSpec]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.PreviewWarning)
         return [
-            dg.AssetCheckSpec(
-                name, asset=asset, blocking=blocking, description=text, partitions_def=cardsets
-            )
-            for name, (_, blocking, text) in CHECKS.items()
+            dg.AssetCheckSpec(name, asset=asset, description=text, partitions_def=cardsets)
+            for name, (_, text) in CHECKS.items()
         ]
 
 
@@ -126,33 +151,19 @@ def build_url_checks(card_type: str) -> dg.AssetChecksDefinition:
         name=f"{card_type}_image_checks",
         specs=_specs(asset),
         description=f"Audit of every {card_type} in the partition.",
+        can_subset=True,  # the UI may run any one of them
+        required_resource_keys=steps.RESOURCES,
     )
-    def image_checks(
-        context: dg.AssetCheckExecutionContext,
-        card_db: CardDatabase,
-        card_store: CardStore,
-        renderer: CardRenderer,
-    ):
-        engine, store, version = card_db.engine(), card_store.open(), renderer.templates().version
-        audit = Audit.combine(
-            [
-                audit_cardset(engine, store, card_type, cardset_id_of(partition), version)
-                for partition in context.partition_keys
-            ]
+    def image_checks(context: dg.AssetCheckExecutionContext):
+        # Evaluations on each cardset's partition: results of a step covering several cardsets
+        # (a backfill run) would be recorded for none of them.
+        yield from evaluate(
+            context,
+            steps.Opened.of_step(context),
+            card_type,
+            [cardset_id_of(p) for p in context.partition_keys],
+            {key.name for key in context.selected_asset_check_keys},
         )
-        context.log.info(
-            f"{card_type} {', '.join(context.partition_keys)}: {audit.cards} cards, "
-            f"{len(audit.waiting())} lacking a valid URL"
-        )
-        partitions = ", ".join(context.partition_keys)
-        results = check_results(asset, audit, dt.datetime.now(dt.UTC))
-        yield from results
-        failed = [r.check_name for r in results if _failed_error(r)]
-        if failed:
-            # Every failing ERROR check fails the run (and `dagster job execute`), blocking or not.
-            raise dg.Failure(
-                description=f"{card_type} {partitions}: ERROR checks failed: " + ", ".join(failed)
-            )
 
     return image_checks
 

@@ -1,24 +1,28 @@
-"""`pd-pipeline`: set up a card database, seed demo cardsets, and see where card images stand."""
+"""`pd-pipeline`: set up a card database, seed demo cardsets, and see where card images stand.
+
+Each command imports what it uses when it runs, so `--help` and `status` start fast and
+never build the Dagster code location.
+"""
 
 import argparse
-import os
 import sys
 
-from pd_pipeline import settings
-from pd_pipeline.db.engine import make_engine
-from pd_pipeline.db.schema import create_card_tables
-from pd_pipeline.resources import DEFAULT_DATABASE_URL, ready_engine
-from pd_pipeline.storage.keys import partition_key
+from pd_pipeline import config
+
+DEFAULT_DATABASE_URL = config.SETTINGS["database_url"].default
 
 
-def _database_url(args: argparse.Namespace) -> str:
-    return args.database_url or os.environ.get("PD_DATABASE_URL") or DEFAULT_DATABASE_URL
+def _engine(args: argparse.Namespace):
+    from pd_pipeline.db.engine import ready_engine
+
+    return ready_engine(args.database_url or config.value("database_url"))
 
 
 def init_db(args: argparse.Namespace) -> int:
     from pd_pipeline.db.indexes import add_indexes as create_indexes
+    from pd_pipeline.db.schema import create_card_tables
 
-    engine = make_engine(_database_url(args))
+    engine = _engine(args)
     create_card_tables(engine)
     create_indexes(engine)
     print(f"Card tables ready in {engine.url.render_as_string(hide_password=True)}")
@@ -29,10 +33,14 @@ def seed_demo(args: argparse.Namespace) -> int:
     import sqlalchemy as sa
 
     from pd_pipeline.db import schema
-    from pd_pipeline.db.demo import seed_demo as seed
 
+    try:
+        from pd_pipeline.demo import seed_demo as seed
+    except ImportError as e:
+        print(f"error: the demo needs pip install 'pd_pipeline[demo]' ({e})", file=sys.stderr)
+        return 1
     init_db(args)
-    engine = make_engine(_database_url(args))
+    engine = _engine(args)
     with engine.connect() as conn:
         existing = conn.scalar(sa.select(sa.func.count()).select_from(schema.cardset))
     if existing:
@@ -46,29 +54,33 @@ def seed_demo(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
-    from pd_pipeline.db.status import cardset_status, example_urls
-    from pd_pipeline.pngs import cards_without_cardset
-    from pd_pipeline.resources import card_templates, store_from_env
+    from pd_pipeline.images.plan import homeless_cards
+    from pd_pipeline.images.status import cardset_status, example_urls
+    from pd_pipeline.storage.keys import partition_key
 
-    engine = ready_engine(_database_url(args))
-    rows = cardset_status(engine, store_from_env(), card_templates().version)
-    print(
-        f"{'cardset':<14}{'type':<14}{'cards':>7}{'valid':>7}{'pending':>9}{'stale':>7}"
-        f"{'failed':>8}  oldest wait"
-    )
+    engine = _engine(args)
+    rows = cardset_status(engine, config.card_context(config.store()))
+    columns = ("cards", "valid", "adopted", "waiting", "stale", "old design", "failed")
+    print(f"{'cardset':<14}{'type':<14}" + "".join(f"{c:>11}" for c in columns) + "  oldest wait")
     for r in rows:
+        counts = (r.total, r.valid, r.adopted, r.waiting, r.stale, r.old_design, r.failed)
         print(
-            f"{partition_key(r.cardset_id):<14}{r.card_type:<14}{r.total:>7}{r.valid:>7}"
-            f"{r.pending:>9}{r.stale:>7}{r.failed:>8}  {_wait(r.oldest_wait)}"
+            f"{partition_key(r.cardset_id):<14}{r.card_type:<14}"
+            + "".join(f"{n:>11}" for n in counts)
+            + f"  {_wait(r.oldest_wait)}"
         )
-    homeless = cards_without_cardset(engine)
+    homeless = homeless_cards(engine)
     if homeless:
         print(f"\n{len(homeless)} cards belong to no cardset, so no run renders them:")
         for _, error in homeless[:20]:
             print(f"  - {error}")
     total = sum(r.total for r in rows) + len(homeless)
-    valid = sum(r.valid for r in rows)
-    print(f"\n{valid} of {total} cards have the URL of their current image.")
+    good = sum(r.total - r.lacking for r in rows)
+    print(
+        f"\n{good} of {total} cards have a valid URL of their current data "
+        f"({sum(r.adopted for r in rows)} adopted, {sum(r.old_design for r in rows)} in an "
+        "older design)."
+    )
     with engine.connect() as conn:
         for url in example_urls(conn):
             print(f"  e.g. {url}")
@@ -81,7 +93,7 @@ def _wait(wait) -> str:
 
 def _over_threshold(rows, homeless: int, args: argparse.Namespace) -> int:
     """1 (for cron or CI) when the backlog is larger or older than allowed."""
-    backlog = sum(r.total - r.valid for r in rows) + homeless
+    backlog = sum(r.lacking for r in rows) + homeless
     waits = [r.oldest_wait.total_seconds() / 60 for r in rows if r.oldest_wait is not None]
     problems = []
     if args.max_backlog is not None and backlog > args.max_backlog:
@@ -98,7 +110,7 @@ def _over_threshold(rows, homeless: int, args: argparse.Namespace) -> int:
 def add_indexes(args: argparse.Namespace) -> int:
     from pd_pipeline.db.indexes import add_indexes as create
 
-    for sql in create(make_engine(_database_url(args))):
+    for sql in create(_engine(args)):
         print(sql)
     return 0
 
@@ -115,7 +127,9 @@ def chromium(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pd-pipeline", description=__doc__)
+    from pd_pipeline import settings
+
+    parser = argparse.ArgumentParser(prog="pd-pipeline", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--database-url",
         help=f"SQLAlchemy URL (default: $PD_DATABASE_URL or {DEFAULT_DATABASE_URL})",

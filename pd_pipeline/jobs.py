@@ -1,15 +1,21 @@
-"""Jobs: the partitioned asset job, and the CI entry point that needs no partition."""
+"""Jobs: the partitioned asset job, and `render_pending_job`, the CI entry point.
+
+`render_pending_job` needs no partition: it registers every cardset, then runs the asset job's
+steps over every cardset with work, with the same step bodies (`steps.py`), the same
+materializations and metadata and the same checks, reported as the assets' own events. It exits
+non-zero when a check fails (naming the cards) or a card has no cardset.
+"""
 
 import dagster as dg
-from pydantic import Field
 
+from pd_pipeline import checks, steps
 from pd_pipeline.assets import GROUP, RENDER_POOL
-from pd_pipeline.db.cards import CARD_TYPES, cardset_ids
-from pd_pipeline.db.writeback import write_back
-from pd_pipeline.metadata import failures_markdown, png_metadata, url_metadata
+from pd_pipeline.db.cards import cardset_ids
+from pd_pipeline.images.plan import homeless_cards
+from pd_pipeline.metadata import png_metadata, url_metadata
+from pd_pipeline.model import CARD_TYPES
 from pd_pipeline.partitions import cardsets
-from pd_pipeline.pngs import cards_without_cardset, make_pngs
-from pd_pipeline.resources import CardDatabase, CardRenderer, CardStore
+from pd_pipeline.resources import CardDatabase
 from pd_pipeline.storage.keys import partition_key
 
 # deploy/dagster.yaml limits how many runs with this tag render at once.
@@ -26,68 +32,100 @@ card_images_job = dg.define_asset_job(
 )
 
 
-class PendingConfig(dg.Config):
-    rerender_all: bool = Field(
-        default=False, description="Render every card again, not only missing or stale ones."
-    )
-
-
-@dg.op(
-    description="Every cardset with cards needing an image: render, store, write back.",
-    pool=RENDER_POOL,
-)
-def render_pending_cards(
-    context: dg.OpExecutionContext,
-    config: PendingConfig,
-    card_db: CardDatabase,
-    card_store: CardStore,
-    renderer: CardRenderer,
-) -> None:
-    engine, store, templates = card_db.engine(), card_store.open(), renderer.templates()
-    with engine.connect() as conn:
+@dg.op(description="Register every cardset with players as a partition; all of them, in order.")
+def register_cardsets(context: dg.OpExecutionContext, card_db: CardDatabase) -> list[int]:
+    with card_db.engine().connect() as conn:
         ids = cardset_ids(conn)
     context.instance.add_dynamic_partitions(cardsets.name, [partition_key(i) for i in ids])
-    context.log.info(f"{len(ids)} cardsets; store: {store.describe()}")
-    failures = cards_without_cardset(engine)
-    for cardset_id in ids:
-        partition = partition_key(cardset_id)
-        for card_type in CARD_TYPES:
-            pngs = make_pngs(
-                engine, store, renderer.browser, templates, card_type, cardset_id,
-                rerender_all=config.rerender_all, logger=context.log,
-            )  # fmt: skip
-            urls = write_back(engine, card_type, cardset_id, templates.version)
-            failures += pngs.failures
-            if pngs.cards == pngs.current and not urls.candidates:
-                continue  # nothing pending here: no materialization to record
-            context.log.info(
-                f"{card_type} {partition}: {pngs.rendered} rendered, {pngs.reused} reused, "
-                f"{pngs.failed} failed, {urls.written} URLs written"
-            )
-            for asset, metadata in (
-                ("pngs", png_metadata([pngs])),
-                ("image_urls", url_metadata([urls])),
-            ):
-                context.log_event(
-                    dg.AssetMaterialization(
-                        asset_key=f"{card_type}_{asset}", partition=partition, metadata=metadata
-                    )
+    context.log.info(f"{len(ids)} cardsets: {', '.join(partition_key(i) for i in ids)}")
+    return ids
+
+
+def _each_cardset(context, asset: str, cardset_ids: list[int], step, due, metadata) -> list[int]:
+    """Run `step` on each cardset; record the asset's materialization where it was `due`."""
+    worked = []
+    for cardset_id in cardset_ids:
+        report = step(cardset_id)
+        if due(cardset_id, report):
+            context.log_event(
+                dg.AssetMaterialization(
+                    asset_key=asset,
+                    partition=partition_key(cardset_id),
+                    metadata=metadata([report]),
                 )
-    if failures:
-        names = "\n".join(f"  - {error}" for _, error in failures[:50])
-        more = f"\n  ... and {len(failures) - 50} more" if len(failures) > 50 else ""
-        raise dg.Failure(
-            description=f"{len(failures)} cards failed (every other card's URL is "
-            f"written):\n{names}{more}",
-            metadata={"failures": failures_markdown(failures)},
-        )
+            )
+            worked.append(cardset_id)
+    return worked
+
+
+def build_ci_steps(card_type: str):
+    """The three steps of one card type, as ops named after the asset job's steps (op names
+    are unique in a code location, hence the prefix)."""
+
+    @dg.op(
+        name=f"pending_{card_type}_pngs",
+        description=f"{card_type}_pngs, every cardset.",
+        pool=RENDER_POOL,
+        required_resource_keys=steps.RESOURCES,
+    )
+    def pngs(
+        context: dg.OpExecutionContext, config: steps.PngConfig, cardset_ids: list[int]
+    ) -> list[int]:
+        res, run_id = steps.Opened.of_step(context), context.run.run_id
+        return _each_cardset(
+            context, f"{card_type}_pngs", cardset_ids,
+            lambda i: steps.pngs(res, context.log, run_id, card_type, i, config),
+            due=lambda _, report: report.cards > report.current, metadata=png_metadata,
+        )  # fmt: skip
+
+    @dg.op(
+        name=f"pending_{card_type}_image_urls",
+        description=f"{card_type}_image_urls, every cardset.",
+        required_resource_keys=steps.RESOURCES,
+    )
+    def image_urls(
+        context: dg.OpExecutionContext, cardset_ids: list[int], rendered: list[int]
+    ) -> list[int]:
+        res, run_id = steps.Opened.of_step(context), context.run.run_id
+        return _each_cardset(
+            context, f"{card_type}_image_urls", cardset_ids,
+            lambda i: steps.urls(res, context.log, run_id, card_type, i),
+            due=lambda i, report: report.candidates or i in rendered, metadata=url_metadata,
+        )  # fmt: skip
+
+    @dg.op(
+        name=f"pending_{card_type}_image_checks",
+        description=f"{card_type}_image_urls checks, where materialized.",
+        required_resource_keys=steps.RESOURCES,
+        out={},  # it reports check evaluations, no output
+    )
+    def image_checks(context: dg.OpExecutionContext, cardset_ids: list[int]):
+        res = steps.Opened.of_step(context)
+        yield from checks.evaluate(context, res, card_type, cardset_ids)
+
+    return pngs, image_urls, image_checks
+
+
+@dg.op(description="Cards whose player has no cardset: no partition renders them.")
+def cards_without_cardset(card_db: CardDatabase) -> None:
+    homeless = homeless_cards(card_db.engine())
+    if homeless:
+        lines = [f"{len(homeless)} cards belong to no cardset, so no run renders them:"]
+        lines += [f"  - {error}" for _, error in homeless[:50]]
+        raise dg.Failure(description="\n".join(lines))
+
+
+CI_STEPS = {card_type: build_ci_steps(card_type) for card_type in CARD_TYPES}
 
 
 @dg.job(
     executor_def=dg.in_process_executor,
     tags=RENDER_TAGS,
-    description="CI entry point: render every pending card of every cardset; fails naming any "
-    "card that failed, after writing every good card's URL.",
+    description="CI entry point: render every pending card of every cardset, write every good "
+    "card's URL, and run the image checks; fails naming any card that failed.",
 )
 def render_pending_job() -> None:
-    render_pending_cards()
+    ids = register_cardsets()
+    for pngs, image_urls, image_checks in CI_STEPS.values():
+        image_checks(image_urls(ids, pngs(ids)))
+    cards_without_cardset()

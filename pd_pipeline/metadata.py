@@ -1,14 +1,35 @@
-"""What a materialization tells the people looking at it in the Dagster UI."""
+"""What a materialization tells the people looking at it in the Dagster UI.
 
+Previews are contact sheets inside the metadata, as `data:` URIs in markdown, which the Dagster
+UI renders as images: store objects need not be public (moto's and most buckets are not), and
+the picture stays with the run that made it.
+"""
+
+import base64
+from collections.abc import Sequence
 from typing import Any
 
 import dagster as dg
 
-from pd_pipeline.db.writeback import WriteReport
-from pd_pipeline.pngs import PngReport
-from pd_pipeline.preview import pick_samples, preview_markdown
+from pd_pipeline.images.audit import Problem
+from pd_pipeline.images.produce import PngReport
+from pd_pipeline.images.writeback import WriteReport
+from pd_pipeline.render.sheet import contact_sheet, pick_samples
 
 MAX_LISTED_FAILURES = 50
+
+
+def preview_markdown(pngs: Sequence[bytes], rendered: int) -> str:
+    """Markdown showing the contact sheet of `pngs`, out of `rendered` cards rendered."""
+    made = contact_sheet(pngs)
+    if made is None:
+        return "_No card was rendered in this run, so there is nothing new to show._"
+    sheet, shown = made
+    data = base64.b64encode(sheet).decode("ascii")
+    return (
+        f"![contact sheet: {shown} of {rendered} cards rendered](data:image/webp;base64,{data})"
+        f"\n\n{shown} of the {rendered} cards rendered in this run."
+    )
 
 
 def failures_markdown(failures: list[tuple[str, str]]) -> dg.MarkdownMetadataValue:
@@ -17,6 +38,19 @@ def failures_markdown(failures: list[tuple[str, str]]) -> dg.MarkdownMetadataVal
         lines.append(f"| {_cell(label)} | {_cell(error)} |")
     if len(failures) > MAX_LISTED_FAILURES:
         lines.append(f"| ... | and {len(failures) - MAX_LISTED_FAILURES} more |")
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def problems_table(problems: list[Problem]) -> dg.MarkdownMetadataValue:
+    lines = ["| card | player | variant | reason |", "| --- | --- | --- | --- |"]
+    for p in problems[:MAX_LISTED_FAILURES]:
+        name = _cell(str(p.card.inputs["player"]["name"]))
+        lines.append(
+            f"| #{p.card.card_id} | {p.card.player_id} {name} | {p.card.variant} "
+            f"| {_cell(p.reason)} |"
+        )
+    if len(problems) > MAX_LISTED_FAILURES:
+        lines.append(f"| ... | | | and {len(problems) - MAX_LISTED_FAILURES} more |")
     return dg.MetadataValue.md("\n".join(lines))
 
 
@@ -37,7 +71,7 @@ def png_metadata(reports: list[PngReport]) -> dict[str, Any]:
         "preview": dg.MetadataValue.md(preview_markdown(samples, total("rendered"))),
         "summary": summary_markdown(reports),
         "cardsets": ", ".join(r.partition for r in reports),
-        **{name: total(name) for name in ("cards", "current", "reused", "rendered", "uploaded")},
+        **{name: total(name) for name in SUMMARY_COUNTS if name != "failed"},
         "failed": total("failed"),
         "png_bytes": dg.MetadataValue.int(total("png_bytes")),
         "render_seconds": dg.MetadataValue.float(round(seconds, 2)),
@@ -56,7 +90,7 @@ def png_metadata(reports: list[PngReport]) -> dict[str, Any]:
     return metadata
 
 
-SUMMARY_COUNTS = ("cards", "current", "reused", "rendered", "uploaded", "failed")
+SUMMARY_COUNTS = ("cards", "current", "adopted", "reused", "rendered", "uploaded", "failed")
 
 
 def summary_markdown(reports: list[PngReport]) -> dg.MarkdownMetadataValue:

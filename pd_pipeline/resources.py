@@ -1,41 +1,21 @@
 """Dagster resources: the card database, the object store and the renderer.
 
-`resources_from_env()` is the one place settings come from: `PD_*` variables (read by Dagster as
-`EnvVar`s, so the UI shows where a value came from), with defaults for the embedded setup.
+`resources_from_env()` is the one place runs get their settings: the `PD_*` variables of
+`config.SETTINGS`, read by Dagster as `EnvVar`s (the UI then names them), with the table's
+defaults for the embedded setup.
 """
-
-import functools
-import os
-from pathlib import Path
-from urllib.parse import urlparse
 
 import dagster as dg
 import sqlalchemy as sa
 from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
-from pd_pipeline.db.engine import make_engine
-from pd_pipeline.db.schema import create_ledger
+from pd_pipeline import config
+from pd_pipeline.db.engine import ready_engine
 from pd_pipeline.render.browser import BrowserPool
 from pd_pipeline.render.chromium import find_chromium
-from pd_pipeline.render.html import CardTemplates
-from pd_pipeline.storage.stores import LocalStore, ObjectStore, S3Store
-
-DEFAULT_DATABASE_URL = "sqlite:///var/pd_cards.db"
-DEFAULT_STORE = "var/store"
-
-
-@functools.cache
-def ready_engine(url: str) -> sa.Engine:
-    """The engine for `url`, with the pipeline's ledger table created on first use."""
-    engine = make_engine(url)
-    create_ledger(engine)
-    return engine
-
-
-@functools.cache
-def card_templates() -> CardTemplates:
-    return CardTemplates()
+from pd_pipeline.render.pages import CardPages, pages_for
+from pd_pipeline.storage.stores import ObjectStore, open_store
 
 
 class CardDatabase(dg.ConfigurableResource):
@@ -58,24 +38,15 @@ class CardStore(dg.ConfigurableResource):
         description="Base of the URLs written back (PD_PUBLIC_BASE_URL). Default: the folder's "
         "file:// URL, `{endpoint}/{bucket}` with an endpoint, else the bucket's AWS URL.",
     )
+    adopt: str = Field(
+        default="keep",
+        description="URLs the pipeline did not make: `keep` them once their object is "
+        "confirmed, until the card's data changes, or `replace` them (PD_ADOPT).",
+    )
     s3: S3Resource
 
     def open(self) -> ObjectStore:
-        parsed = urlparse(self.location)
-        if parsed.scheme == "s3":
-            client = self.s3.get_client()
-            base = self.public_base_url or _s3_public_base(client, parsed.netloc, self.s3)
-            return S3Store(client, parsed.netloc, parsed.path, base)
-        if parsed.scheme not in ("", "file"):
-            raise ValueError(f"PD_STORE={self.location!r}: use s3://bucket/prefix or a folder")
-        folder = parsed.path if parsed.scheme == "file" else self.location
-        return LocalStore(Path(folder).expanduser(), self.public_base_url)
-
-
-def _s3_public_base(client, bucket: str, s3: S3Resource) -> str:
-    if s3.endpoint_url:
-        return f"{s3.endpoint_url.rstrip('/')}/{bucket}"
-    return f"https://{bucket}.s3.{client.meta.region_name}.amazonaws.com"
+        return open_store(self.location, self.public_base_url, self.s3.get_client)
 
 
 class CardRenderer(dg.ConfigurableResource):
@@ -89,17 +60,21 @@ class CardRenderer(dg.ConfigurableResource):
         default=20, description="Per-card render timeout (PD_RENDER_TIMEOUT_SECONDS)."
     )
     recycle_after: int = Field(default=2000, description="Relaunch Chromium after this many cards.")
+    templates_dir: str | None = Field(
+        default=None,
+        description="A folder of card templates replacing the shipped design (PD_TEMPLATES_DIR).",
+    )
 
     _pool: BrowserPool | None = PrivateAttr(default=None)
 
-    def templates(self) -> CardTemplates:
-        return card_templates()
+    def card_pages(self) -> CardPages:
+        return pages_for(self.templates_dir)
 
     def browser(self) -> BrowserPool:
         if self._pool is None:
             self._pool = BrowserPool(
                 find_chromium(self.chromium_path),
-                self.templates().shell(),
+                self.card_pages().shell(),
                 pages=self.pages,
                 timeout_s=self.timeout_seconds,
                 recycle_after=self.recycle_after,
@@ -112,33 +87,28 @@ class CardRenderer(dg.ConfigurableResource):
             self._pool = None
 
 
-def resources_from_env(resolved: bool = False) -> dict[str, dg.ConfigurableResource]:
-    """The resources as the environment configures them. Dagster gets `EnvVar`s where a variable
-    is set (the UI then names it); `resolved` gives plain values, for use outside a run."""
+def resources_from_env() -> dict[str, dg.ConfigurableResource]:
+    """The resources as the environment configures them: `EnvVar`s where a variable is set."""
 
-    def setting(name: str, default, kind: type = str):
-        if not os.environ.get(name):
-            return default
-        if resolved:
-            return kind(os.environ[name])
-        return dg.EnvVar.int(name) if kind is int else dg.EnvVar(name)
+    def setting(name: str):
+        if not config.is_set(name):
+            return config.SETTINGS[name].default
+        env = config.SETTINGS[name]
+        return dg.EnvVar.int(env.env) if env.kind is int else dg.EnvVar(env.env)
 
     return {
-        "card_db": CardDatabase(url=setting("PD_DATABASE_URL", DEFAULT_DATABASE_URL)),
+        "card_db": CardDatabase(url=setting("database_url")),
         "card_store": CardStore(
-            location=setting("PD_STORE", DEFAULT_STORE),
-            public_base_url=setting("PD_PUBLIC_BASE_URL", None),
+            location=setting("store"),
+            public_base_url=setting("public_base_url"),
+            adopt=setting("adopt"),
             # Credentials and region come from the standard AWS chain, never from config.
-            s3=S3Resource(endpoint_url=setting("PD_S3_ENDPOINT_URL", None)),
+            s3=S3Resource(endpoint_url=setting("s3_endpoint_url")),
         ),
         "renderer": CardRenderer(
-            chromium_path=setting("PD_CHROMIUM_PATH", None),
-            pages=setting("PD_RENDER_PAGES", 4, int),
-            timeout_seconds=setting("PD_RENDER_TIMEOUT_SECONDS", 20, int),
+            chromium_path=setting("chromium_path"),
+            pages=setting("render_pages"),
+            timeout_seconds=setting("render_timeout_seconds"),
+            templates_dir=setting("templates_dir"),
         ),
     }
-
-
-def store_from_env() -> ObjectStore:
-    """The object store runs configured from this environment write to."""
-    return resources_from_env(resolved=True)["card_store"].open()

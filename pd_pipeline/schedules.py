@@ -4,6 +4,7 @@ import dagster as dg
 
 from pd_pipeline.jobs import card_images_job
 from pd_pipeline.partitions import cardsets
+from pd_pipeline.steps import RECONCILE_TAG
 
 VERIFY = {"config": {"verify_objects": True}}
 
@@ -25,7 +26,7 @@ def nightly_reconcile_schedule(context: dg.ScheduleEvaluationContext):
             run_key=f"reconcile-{night}-{partition}",
             partition_key=partition,
             run_config={"ops": {"battingcard_pngs": VERIFY, "pitchingcard_pngs": VERIFY}},
-            tags={"pd/reconcile": night},
+            tags={RECONCILE_TAG: night},
         )
         for partition in partitions
     ]

@@ -7,11 +7,13 @@ import sqlalchemy as sa
 
 from pd_pipeline import settings
 from pd_pipeline.db import schema
-from pd_pipeline.db.cards import CARD_TYPES
-from pd_pipeline.db.pending import backlog, sweep
+from pd_pipeline.db.backlog import backlog
+from pd_pipeline.images.sweep import sweep
 from pd_pipeline.jobs import card_images_job
+from pd_pipeline.model import CARD_TYPES
 from pd_pipeline.partitions import cardsets
-from pd_pipeline.resources import CardDatabase, CardRenderer
+from pd_pipeline.resources import CardDatabase, CardRenderer, CardStore
+from pd_pipeline.steps import Opened
 from pd_pipeline.storage.keys import partition_key
 
 IN_FLIGHT = [
@@ -45,15 +47,18 @@ def partitions_in_flight(instance: dg.DagsterInstance) -> set[str]:
     "stale data, non-canonical URLs) and requests a card_images_job run for each.",
 )
 def pending_images_sensor(
-    context: dg.SensorEvaluationContext, card_db: CardDatabase, renderer: CardRenderer
+    context: dg.SensorEvaluationContext,
+    card_db: CardDatabase,
+    card_store: CardStore,
+    renderer: CardRenderer,
 ) -> dg.SensorResult:
     cursor = json.loads(context.cursor) if context.cursor else {}
-    version = renderer.templates().version
-    engine = card_db.engine()
+    res = Opened.of(card_db, card_store, renderer)
+    engine = res.engine
     stale = 0
     for card_type in CARD_TYPES:
         cursor[card_type], found = sweep(
-            engine, card_type, cursor.get(card_type, 0), settings.SENSOR_SWEEP_CARDS, version
+            engine, res.ctx, card_type, cursor.get(card_type, 0), settings.SENSOR_SWEEP_CARDS
         )
         stale += found
     with engine.connect() as conn:
@@ -76,8 +81,8 @@ def pending_images_sensor(
     ]
     summary = (
         f"{len(waiting)} cardsets with cards waiting ({sum(b.missing for b in waiting.values())} "
-        f"with no URL, {sum(b.flagged for b in waiting.values())} marked pending or stale in the "
-        f"ledger, {stale} found stale by this tick's sweep); {len(busy)} cardsets already running"
+        f"with no URL, {sum(b.flagged for b in waiting.values())} flagged in the ledger, {stale} "
+        f"flagged by this tick's sweep); {len(busy)} cardsets already running"
     )
     if len(ready) > len(launch):
         summary += (

@@ -1,54 +1,14 @@
-"""Reading cards with everything their image shows: the render inputs and the hash naming them."""
+"""Reading cards with everything their image shows (their render inputs) from the card tables."""
 
-import hashlib
-import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 from pd_pipeline.db import schema as s
-
-CARD_TYPES = ("battingcard", "pitchingcard")
-CARD_FIELDS = {
-    "battingcard": (
-        "steal_low", "steal_high", "steal_auto", "steal_jump", "bunting", "hit_and_run",
-        "running", "offense_col", "hand",
-    ),
-    "pitchingcard": (
-        "balk", "wild_pitch", "hold", "starter_rating", "relief_rating", "closer_rating",
-        "batting", "offense_col", "hand",
-    ),
-}  # fmt: skip
-FIELDING_FIELDS = ("position", "innings", "range", "error", "arm", "pb", "overthrow")
-
-
-@dataclass(frozen=True)
-class Card:
-    """One card row and the data its image shows (`inputs`, JSON-able, what templates render)."""
-
-    card_type: str
-    card_id: int
-    player_id: int
-    variant: int
-    cardset_id: int | None
-    image_url: str | None
-    inputs: dict[str, Any]
-
-    @property
-    def label(self) -> str:
-        """How errors and logs name the card."""
-        name = self.inputs["player"]["name"]
-        who = f"player {self.player_id} {name!r}, variant {self.variant}"
-        return f"{self.card_type} #{self.card_id} ({who})"
-
-    def input_hash(self, template_version: str) -> str:
-        """sha256 of everything that decides the PNG: equal hashes mean an identical image."""
-        payload = {"template": template_version, "type": self.card_type, "inputs": self.inputs}
-        blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()
+from pd_pipeline.db.engine import chunks
+from pd_pipeline.model import CARD_FIELDS, FIELDING_FIELDS, RESULTS, Card
 
 
 def _num(value: Any) -> Any:
@@ -117,12 +77,12 @@ def load_cards(
 def _ratings(conn, card_type, table, ids, lock) -> dict[int, dict[str, dict]]:
     fk = table.c[f"{card_type}_id"]
     out: dict[int, dict[str, dict]] = defaultdict(dict)
-    for chunk in _chunks(ids, 5000):
+    for chunk in chunks(ids):
         query = sa.select(table).where(fk.in_(chunk)).order_by(table.c.id)
         if lock:
             query = query.with_for_update(read=True)
         for row in conn.execute(query).mappings():
-            side = {k: _num(row[k]) for k in (*s.RESULTS[card_type], "avg", "obp", "slg")}
+            side = {k: _num(row[k]) for k in (*RESULTS[card_type], "avg", "obp", "slg")}
             out[row[fk.name]][row["vs_hand"]] = side
     return out
 
@@ -130,7 +90,7 @@ def _ratings(conn, card_type, table, ids, lock) -> dict[int, dict[str, dict]]:
 def _fielding(conn, player_ids, lock) -> dict[tuple[int, int], list[dict]]:
     t = s.cardposition
     out: dict[tuple[int, int], list[dict]] = defaultdict(list)
-    for chunk in _chunks(sorted(player_ids), 5000):
+    for chunk in chunks(sorted(player_ids)):
         query = sa.select(t).where(t.c.player_id.in_(chunk)).order_by(t.c.id)
         if lock:
             query = query.with_for_update(read=True)
@@ -174,11 +134,6 @@ def _card(card_type, row, ratings_by_card, fielding) -> Card:
         image_url=row["image_url"],
         inputs=inputs,
     )
-
-
-def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def cardset_ids(conn: sa.Connection) -> list[int]:

@@ -1,11 +1,13 @@
 """SQLAlchemy engines for the card database: SQLite (the default) and PostgreSQL (psycopg 3)."""
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
+
+from pd_pipeline.db.schema import create_ledger
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
@@ -47,6 +49,15 @@ def _tune_sqlite(engine: sa.Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+@functools.cache
+def ready_engine(url: str) -> sa.Engine:
+    """The engine for `url`, with the pipeline's ledger table created (or brought up to date)
+    on first use."""
+    engine = make_engine(url)
+    create_ledger(engine)
+    return engine
+
+
 @contextmanager
 def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
     """A transaction that reads then writes with nobody writing in between.
@@ -59,3 +70,9 @@ def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
         conn.execution_options(write_lock=True)
         with conn.begin():
             yield conn
+
+
+def chunks(items: Sequence, size: int = 5000) -> Iterator[Sequence]:
+    """`items` in slices of `size`: bounded IN (...) lists and statement batches."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,45 +1,98 @@
-"""The pipeline's own table, `card_render`: what was made for each card and whether it is stored."""
+"""Reading and writing `card_render`, the pipeline's own table. What the rows mean, and which
+change is made when, is `images.state`'s to say: this module only moves rows in and out."""
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from pd_pipeline.db.engine import chunks
 from pd_pipeline.db.schema import card_render
 
-STORED, FAILED, PENDING, STALE = "stored", "failed", "pending", "stale"
+
+@dataclass(frozen=True)
+class Entry:
+    """One ledger row (see `schema.card_render` for what each column holds)."""
+
+    card_type: str
+    card_id: int
+    status: str
+    cardset_id: int | None = None
+    player_id: int | None = None
+    variant: int | None = None
+    input_hash: str | None = None
+    data_hash: str | None = None
+    template_version: str | None = None
+    object_key: str | None = None
+    png_sha256: str | None = None
+    png_md5: str | None = None
+    png_bytes: int | None = None
+    url: str | None = None
+    seen_url: str | None = None
+    flag: str | None = None
+    error: str | None = None
+    run_id: str | None = None
+    first_pending_at: dt.datetime | None = None
+    rendered_at: dt.datetime | None = None
+    written_at: dt.datetime | None = None
+
+
+_COLUMNS = [f.name for f in fields(Entry)]
+_TIMES = ("first_pending_at", "rendered_at", "written_at")
 
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def entries(conn: sa.Connection, card_type: str, card_ids: Sequence[int]) -> dict[int, Any]:
+def _entry(row: sa.Row) -> Entry:
+    values = dict(zip(_COLUMNS, (row._mapping[c] for c in _COLUMNS), strict=True))
+    for name in _TIMES:  # SQLite hands back naive datetimes; the ledger writes UTC
+        moment = values[name]
+        if moment is not None and moment.tzinfo is None:
+            values[name] = moment.replace(tzinfo=dt.UTC)
+    return Entry(**values)
+
+
+def entries(conn: sa.Connection, card_type: str, card_ids: Sequence[int]) -> dict[int, Entry]:
     """Ledger rows by card id (cards never seen have none)."""
     out = {}
-    for start in range(0, len(card_ids), 5000):
-        chunk = card_ids[start : start + 5000]
+    for chunk in chunks(card_ids):
         query = sa.select(card_render).where(
             card_render.c.card_type == card_type, card_render.c.card_id.in_(chunk)
         )
-        out.update({row.card_id: row for row in conn.execute(query)})
+        out.update({row.card_id: _entry(row) for row in conn.execute(query)})
     return out
 
 
-def upsert(conn: sa.Connection, rows: list[dict[str, Any]], *, keep: Sequence[str] = ()) -> None:
-    """Insert or update ledger rows (keyed by card_type, card_id) in one statement.
+def upsert(
+    conn: sa.Connection,
+    rows: list[dict[str, Any]],
+    *,
+    keep: Sequence[str] = (),
+    insert_only: Sequence[str] = (),
+) -> None:
+    """Insert or update ledger rows (keyed by card_type, card_id), a statement per shape.
 
     Columns named in `keep` keep their stored value when it is not NULL (e.g. first_pending_at:
-    the time the pipeline *first* saw the card pending).
+    the time the pipeline *first* saw the card waiting); columns in `insert_only` are set only
+    on rows that did not exist.
     """
-    if not rows:
-        return
+    by_shape: dict[tuple, list] = {}
+    for row in rows:
+        by_shape.setdefault(tuple(row), []).append(row)
+    for shaped in by_shape.values():
+        _upsert(conn, shaped, keep, insert_only)
+
+
+def _upsert(conn, rows: list[dict[str, Any]], keep: Sequence[str], insert_only: Sequence[str]):
     insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
         card_render
     )
-    columns = [c for c in rows[0] if c not in ("card_type", "card_id")]
+    columns = [c for c in rows[0] if c not in ("card_type", "card_id", *insert_only)]
     updates = {
         c: sa.func.coalesce(card_render.c[c], insert.excluded[c])
         if c in keep
@@ -49,19 +102,25 @@ def upsert(conn: sa.Connection, rows: list[dict[str, Any]], *, keep: Sequence[st
     statement = insert.on_conflict_do_update(index_elements=["card_type", "card_id"], set_=updates)
     # Key order: two workers upserting overlapping cards lock rows in the same order, no deadlock.
     rows = sorted(rows, key=lambda row: (row["card_type"], row["card_id"]))
-    for start in range(0, len(rows), 1000):
-        conn.execute(statement, rows[start : start + 1000])
+    for chunk in chunks(rows, 1000):
+        conn.execute(statement, list(chunk))
 
 
-def failures(conn: sa.Connection, card_type: str, cardset_id: int) -> list[tuple[int, str]]:
-    """(card id, error) of the cardset's cards whose last attempt failed."""
-    query = (
-        sa.select(card_render.c.card_id, card_render.c.error)
-        .where(
-            card_render.c.card_type == card_type,
-            card_render.c.cardset_id == cardset_id,
-            card_render.c.status == FAILED,
+def update(
+    conn: sa.Connection, card_type: str, card_ids: Sequence[int], values: dict[str, Any]
+) -> None:
+    """Set the same `values` (constants or SQL expressions) on the rows of `card_ids`."""
+    for chunk in chunks(sorted(card_ids)):
+        conn.execute(
+            sa.update(card_render)
+            .where(card_render.c.card_type == card_type, _one_of(conn, chunk))
+            .values(values)
         )
-        .order_by(card_render.c.card_id)
-    )
-    return [(row.card_id, row.error) for row in conn.execute(query)]
+
+
+def _one_of(conn: sa.Connection, ids: Sequence[int]) -> sa.ColumnElement:
+    """`card_id IN (ids)`; on PostgreSQL as one array parameter, not one per id."""
+    if conn.dialect.name == "postgresql":
+        array = sa.bindparam("ids", list(ids), type_=postgresql.ARRAY(sa.Integer))
+        return card_render.c.card_id == sa.any_(array)
+    return card_render.c.card_id.in_(ids)

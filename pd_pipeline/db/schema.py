@@ -7,22 +7,9 @@ idempotency ledger.
 
 import sqlalchemy as sa
 
-metadata = sa.MetaData()
+from pd_pipeline.model import BATTING_RESULTS, PITCHING_RESULTS
 
-BATTING_RESULTS = (
-    "homerun", "bp_homerun", "triple", "double_three", "double_two", "double_pull",
-    "single_two", "single_one", "single_center", "bp_single", "hbp", "walk", "strikeout",
-    "lineout", "popout", "flyout_a", "flyout_bq", "flyout_lf_b", "flyout_rf_b",
-    "groundout_a", "groundout_b", "groundout_c",
-)  # fmt: skip
-PITCHING_RESULTS = (
-    "homerun", "bp_homerun", "triple", "double_three", "double_two", "double_cf",
-    "single_two", "single_one", "single_center", "bp_single", "hbp", "walk", "strikeout",
-    "flyout_lf_b", "flyout_cf_b", "flyout_rf_b", "groundout_a", "groundout_b",
-    "xcheck_p", "xcheck_c", "xcheck_1b", "xcheck_2b", "xcheck_3b", "xcheck_ss",
-    "xcheck_lf", "xcheck_cf", "xcheck_rf",
-)  # fmt: skip
-CHANCES_PER_SIDE = 108
+metadata = sa.MetaData()
 
 
 def _id() -> sa.Column:
@@ -140,11 +127,12 @@ cardposition = sa.Table(
 
 CARD_TABLES = {"battingcard": battingcard, "pitchingcard": pitchingcard}
 RATINGS_TABLES = {"battingcard": battingcardratings, "pitchingcard": pitchingcardratings}
-RESULTS = {"battingcard": BATTING_RESULTS, "pitchingcard": PITCHING_RESULTS}
+
 
 ledger_metadata = sa.MetaData()
 
-# One row per card row (card_type, card_id): what the pipeline last made for it.
+# One row per card row (card_type, card_id): what the pipeline last made for it. Which state a
+# card is in, and every change to these rows, is decided in `images.state`.
 card_render = sa.Table(
     "card_render",
     ledger_metadata,
@@ -153,36 +141,50 @@ card_render = sa.Table(
     sa.Column("cardset_id", sa.Integer),
     sa.Column("player_id", sa.Integer),
     sa.Column("variant", sa.BigInteger),
-    # sha256 of the render inputs (card data + template version) the stored PNG shows
+    # 'pending' (nothing made yet), 'stored' (object confirmed in the store), 'failed' (see
+    # error) or 'adopted' (the row's own URL, made by someone else, confirmed and kept)
+    sa.Column("status", sa.String(16), nullable=False),
+    # sha256 of the render inputs the object shows (card data + design), of the card data alone,
+    # and the design's version
     sa.Column("input_hash", sa.String(64)),
+    sa.Column("data_hash", sa.String(64)),
+    sa.Column("template_version", sa.String(64)),
     sa.Column("object_key", sa.Text),
     sa.Column("png_sha256", sa.String(64)),
+    sa.Column("png_md5", sa.String(32)),  # what the store reports as a single-part ETag
     sa.Column("png_bytes", sa.Integer),
     # the URL the row should carry: written back only once the object is confirmed in the store
     sa.Column("url", sa.Text),
-    # the row's image_url when the pipeline read it: write-back leaves the row alone if it moved on
+    # the row's image_url when a run last read it: a URL other than this or `url` is someone else's
     sa.Column("seen_url", sa.Text),
-    # 'stored' (object confirmed in the store), 'failed' (see error), or needing work: 'pending'
-    # (a run planned it) and 'stale' (a sweep found its data or URL no longer match)
-    sa.Column("status", sa.String(16), nullable=False),
+    # why the card waits for a run, set where a sweep or a write-back finds work (the sensor's
+    # backlog reads it through a partial index); cleared once the card is done
+    sa.Column("flag", sa.String(32)),
     sa.Column("error", sa.Text),
+    sa.Column("run_id", sa.String(64)),  # the last Dagster run that changed this row
     sa.Column("first_pending_at", sa.DateTime(timezone=True)),
     sa.Column("rendered_at", sa.DateTime(timezone=True)),
     sa.Column("written_at", sa.DateTime(timezone=True)),
 )
 
-
-NEEDS_WORK = ("pending", "stale")
 # Literal, not bound parameters: SQLite uses a partial index only when the query's condition
 # matches the index's text.
-needs_work = sa.text("card_render.status IN ('pending', 'stale')")
-_needs_work = sa.text("status IN ('pending', 'stale')")
+flagged = sa.text("card_render.flag IS NOT NULL")
+_flagged = sa.text("flag IS NOT NULL")
 sa.Index("card_render_cardset_written", card_render.c.cardset_id, card_render.c.written_at)
 sa.Index(
-    "card_render_needs_work",
+    "card_render_flagged",
     card_render.c.cardset_id,
-    postgresql_where=_needs_work,
-    sqlite_where=_needs_work,
+    postgresql_where=_flagged,
+    sqlite_where=_flagged,
+)
+# Earlier versions of the ledger: an index replaced by card_render_flagged, and a 'stale' status
+# now told apart by its hashes (the row keeps what was last made) plus a flag.
+_RETIRED_INDEXES = ("card_render_needs_work",)
+_MIGRATE_STALE = (
+    "UPDATE card_render SET flag = 'moved_on', "
+    "status = CASE WHEN png_sha256 IS NULL THEN 'pending' ELSE 'stored' END "
+    "WHERE status = 'stale'"
 )
 
 
@@ -193,7 +195,18 @@ def create_card_tables(engine: sa.Engine) -> None:
 
 
 def create_ledger(engine: sa.Engine) -> None:
-    """Create the pipeline's own table and its indexes if missing; safe to call on every run."""
+    """Create the pipeline's own table and its indexes if missing, and bring a ledger made by an
+    earlier version up to date (new columns, retired index); safe to call on every run."""
     ledger_metadata.create_all(engine)
+    present = {c["name"] for c in sa.inspect(engine).get_columns("card_render")}
+    missing = [c for c in card_render.columns if c.name not in present]
+    with engine.begin() as conn:
+        for column in missing:
+            kind = column.type.compile(engine.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE card_render ADD COLUMN {column.name} {kind}")
+        if missing:
+            for name in _RETIRED_INDEXES:
+                conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+            conn.exec_driver_sql(_MIGRATE_STALE)
     for index in card_render.indexes:
         index.create(engine, checkfirst=True)

@@ -33,3 +33,12 @@ def token(png_sha256: str) -> str:
 
 def public_url(public_base_url: str, key: str, png_sha256: str) -> str:
     return f"{public_base_url.rstrip('/')}/{key}?d={token(png_sha256)}"
+
+
+def key_of_url(public_base_url: str, url: str) -> str | None:
+    """The object key a URL of this store names (its query left out), or None for a URL
+    elsewhere."""
+    base = public_base_url.rstrip("/") + "/"
+    if not url.startswith(base):
+        return None
+    return url[len(base) :].partition("?")[0] or None

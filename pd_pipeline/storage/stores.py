@@ -5,24 +5,39 @@ alone recognises an object a previous run already made (a render-cache hit). `pu
 object as the store confirms it, so an upload needs no HEAD of its own.
 """
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlparse
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 PNG = "image/png"
+# What a store raises when it cannot do what it is asked (down, refusing, unreachable).
+STORE_ERRORS = (OSError, BotoCoreError, ClientError)
+
+
+@dataclass(frozen=True)
+class Listed:
+    """What a listing says of an object: its size and, where the store tells it, its MD5."""
+
+    size: int
+    md5: str | None
 
 
 @dataclass(frozen=True)
 class StoredObject:
     size: int
     content_type: str
-    sha256: str | None
+    sha256: str | None  # None: the object carries none of the pipeline's metadata
     input_hash: str | None
+    md5: str | None = None  # the bytes' MD5 where the store tells it (an S3 single-part ETag)
 
 
 class ObjectStore(Protocol):
@@ -36,13 +51,20 @@ class ObjectStore(Protocol):
 
     def get(self, key: str) -> bytes: ...
 
-    def list(self, prefix: str) -> Iterator[str]: ...
+    def list(self, prefix: str) -> Iterator[tuple[str, "Listed"]]:
+        """Every object below `prefix`, with what a listing says of it (1,000 a request)."""
+        ...
 
     def describe(self) -> str: ...
 
 
 class LocalStore:
-    """A folder; object metadata sits in a `.meta` tree beside the PNGs so the PNGs stay clean."""
+    """A folder; object metadata sits in a `.meta` tree beside the PNGs so the PNGs stay clean.
+
+    A PNG and its metadata are two files, each replaced atomically. The metadata names the inode
+    of the PNG it describes, so metadata left over from a crash between the two renames never
+    passes for the bytes beside it: such an object reads as one without our metadata.
+    """
 
     def __init__(self, root: str | Path, public_base_url: str | None = None):
         self.root = Path(root).resolve()
@@ -59,40 +81,56 @@ class LocalStore:
         return resolved
 
     def put(self, key: str, data: bytes, *, sha256: str, input_hash: str) -> StoredObject | None:
-        meta = {"content_type": PNG, "sha256": sha256, "input_hash": input_hash}
-        # Metadata first, then the PNG: a PNG that is present always has its metadata.
-        _atomic_write(self._path(key, meta=True), json.dumps(meta).encode())
-        _atomic_write(self._path(key), data)
+        path = self._path(key)
+        with _staged(path, data) as staged:
+            md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+            meta = {"content_type": PNG, "sha256": sha256, "input_hash": input_hash, "md5": md5,
+                    "inode": staged.stat().st_ino}  # fmt: skip
+            with _staged(self._path(key, meta=True), json.dumps(meta).encode()) as staged_meta:
+                os.replace(staged_meta, self._path(key, meta=True))
+            os.replace(staged, path)
         return self.head(key)
 
     def head(self, key: str) -> StoredObject | None:
         try:
-            size = self._path(key).stat().st_size
-            meta = json.loads(self._path(key, meta=True).read_bytes())
+            stat = self._path(key).stat()
         except FileNotFoundError:
             return None
-        return StoredObject(size, meta["content_type"], meta.get("sha256"), meta.get("input_hash"))
+        try:
+            meta = json.loads(self._path(key, meta=True).read_bytes())
+        except FileNotFoundError:
+            meta = {}
+        if meta.get("inode") != stat.st_ino:  # none, or another file's: not ours to trust
+            return StoredObject(stat.st_size, PNG if key.endswith(".png") else "", None, None)
+        return StoredObject(stat.st_size, meta["content_type"], meta.get("sha256"),
+                            meta.get("input_hash"), meta.get("md5"))  # fmt: skip
 
     def get(self, key: str) -> bytes:
         return self._path(key).read_bytes()
 
-    def list(self, prefix: str) -> Iterator[str]:
+    def list(self, prefix: str) -> Iterator[tuple[str, Listed]]:
         folder = self._path(prefix)
         if folder.is_dir():
             for path in sorted(folder.rglob("*.png")):
-                yield path.relative_to(self.root).as_posix()
+                key = path.relative_to(self.root).as_posix()
+                head = self.head(key)
+                if head is not None:
+                    yield key, Listed(head.size, head.md5)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+@contextlib.contextmanager
+def _staged(path: Path, data: bytes) -> Iterator[Path]:
+    """`data` in a temporary file beside `path`, on disk, for the caller to move into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            f.flush()
+            os.fsync(f.fileno())
+        yield Path(tmp)
+    finally:
+        Path(tmp).unlink(missing_ok=True)  # gone already once moved into place
 
 
 class S3Store:
@@ -123,8 +161,8 @@ class S3Store:
         # equal to ours, the object is confirmed without a HEAD. Where it is no MD5 (SSE-KMS
         # buckets), a HEAD confirms it instead.
         md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
-        if response.get("ETag", "").strip('"') == md5:
-            return StoredObject(len(data), PNG, sha256, input_hash)
+        if _md5_of(response.get("ETag")) == md5:
+            return StoredObject(len(data), PNG, sha256, input_hash, md5)
         return self.head(key)
 
     def head(self, key: str) -> StoredObject | None:
@@ -137,17 +175,45 @@ class S3Store:
         user = meta.get("Metadata", {})
         return StoredObject(
             meta["ContentLength"], meta.get("ContentType", ""), user.get("sha256"),
-            user.get("input-hash"),
+            user.get("input-hash"), _md5_of(meta.get("ETag")),
         )  # fmt: skip
 
     def get(self, key: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
 
-    def list(self, prefix: str) -> Iterator[str]:
+    def list(self, prefix: str) -> Iterator[tuple[str, Listed]]:
         skip = len(self._key(""))
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=self._key(prefix)
         )
         for page in pages:
             for item in page.get("Contents", []):
-                yield item["Key"][skip:]
+                yield item["Key"][skip:], Listed(item["Size"], _md5_of(item.get("ETag")))
+
+
+def _md5_of(etag: str | None) -> str | None:
+    """The MD5 an ETag states: a single-part upload's, unencrypted or SSE-S3 (a multipart or
+    SSE-KMS ETag is something else)."""
+    value = (etag or "").strip('"')
+    return value if len(value) == 32 and all(c in "0123456789abcdef" for c in value) else None
+
+
+def open_store(location: str, public_base_url: str | None, s3_client: Callable[[], Any]) -> Any:
+    """The store `location` names (`s3://bucket/prefix`, `file:///abs/dir` or a folder path);
+    `s3_client` makes the boto3 client for an S3 one."""
+    parsed = urlparse(location)
+    if parsed.scheme == "s3":
+        client = s3_client()
+        base = public_base_url or _s3_public_base(client, parsed.netloc)
+        return S3Store(client, parsed.netloc, parsed.path, base)
+    if parsed.scheme not in ("", "file"):
+        raise ValueError(f"PD_STORE={location!r}: use s3://bucket/prefix or a folder")
+    folder = parsed.path if parsed.scheme == "file" else location
+    return LocalStore(Path(folder).expanduser(), public_base_url)
+
+
+def _s3_public_base(client: Any, bucket: str) -> str:
+    endpoint = client.meta.endpoint_url
+    if not urlparse(endpoint).hostname.endswith("amazonaws.com"):
+        return f"{endpoint.rstrip('/')}/{bucket}"
+    return f"https://{bucket}.s3.{client.meta.region_name}.amazonaws.com"

@@ -10,7 +10,7 @@ import base64
 import hashlib
 import re
 import unicodedata
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -18,9 +18,9 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 from PIL import ImageFont
 
-from pd_pipeline.db.cards import Card
-from pd_pipeline.render import chart as chart_module
-from pd_pipeline.render.chart import SIDES, chart, validate
+from pd_pipeline.model import SIDES, Card
+from pd_pipeline.render.chart import chart
+from pd_pipeline.render.validate import validate
 
 HERE = Path(__file__).parent
 TEMPLATE_DIR = HERE / "templates"
@@ -86,6 +86,10 @@ DEFAULT_RARITY = "#8d99ae"
 # Text beyond this is clipped by the layout anyway; cutting it keeps hostile data from bloating
 # the page (SQLite does not enforce the schema's string lengths).
 TEXT_MAX = 255
+# The version of what templates are given (`card_view` and the chart layout): part of every
+# card's input hash with the templates' own content. Bump it when a change to this code changes
+# what a card shows (test_reference_cards pins the markup of its cards to it).
+VIEW_VERSION = "1"
 HEX_COLOR = re.compile(r"#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
 
 
@@ -97,7 +101,7 @@ def tier_of(variant: int) -> int:
     return 1 + digest[0] % 4
 
 
-class CardTemplates:
+class CardPages:
     """The card page templates; `version` changes whenever anything that shapes a card does."""
 
     def __init__(self, template_dir: Path = TEMPLATE_DIR, font_dir: Path = FONT_DIR) -> None:
@@ -130,11 +134,17 @@ class CardTemplates:
         return self.env.get_template("shell.html").render(font_css=self._font_css, body=body)
 
 
+@cache
+def pages_for(templates_dir: str | None = None) -> CardPages:
+    """The card design: the shipped one, or the templates folder `templates_dir` (one per
+    process: loading a design reads and hashes its files)."""
+    return CardPages(Path(templates_dir) if templates_dir else TEMPLATE_DIR)
+
+
 def _version(template_dir: Path, font_dir: Path) -> str:
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(VIEW_VERSION.encode() + b"\0")
     files = sorted(p for p in template_dir.rglob("*") if p.is_file())
     files += [font_dir / face.file for face in FONTS]
-    files += [Path(chart_module.__file__), Path(__file__)]
     for path in files:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:12]

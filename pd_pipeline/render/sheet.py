@@ -1,12 +1,9 @@
-"""Contact sheets: a few of a run's rendered cards, downscaled into one small image.
+"""Contact sheets: a few cards, downscaled into one small WebP image.
 
-The sheet travels inside the materialization's metadata as a `data:` URI in markdown, which the
-Dagster UI renders as an image: store objects need not be public (moto's and most buckets are
-not), and the picture stays with the run that made it. Every byte lands in the event log, so the
-sheet is kept under a budget.
+Sheets travel inside Dagster metadata (every byte lands in the event log), so a sheet is kept
+under a byte budget.
 """
 
-import base64
 import io
 import itertools
 import math
@@ -48,19 +45,6 @@ def contact_sheet(pngs: Sequence[bytes]) -> tuple[bytes, int] | None:
         if len(sheet) <= MAX_BYTES:
             break
     return sheet, len(cards)
-
-
-def preview_markdown(pngs: Sequence[bytes], rendered: int) -> str:
-    """Markdown showing the contact sheet of `pngs`, out of `rendered` cards rendered."""
-    made = contact_sheet(pngs)
-    if made is None:
-        return "_No card was rendered in this run, so there is nothing new to show._"
-    sheet, shown = made
-    data = base64.b64encode(sheet).decode("ascii")
-    return (
-        f"![contact sheet: {shown} of {rendered} cards rendered](data:image/webp;base64,{data})"
-        f"\n\n{shown} of the {rendered} cards rendered in this run."
-    )
 
 
 def _decode(png: bytes) -> Image.Image | None:

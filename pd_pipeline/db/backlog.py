@@ -1,0 +1,76 @@
+"""Finding work cheaply: which cardsets have cards waiting for an image.
+
+Two sources, each bounded so a sensor tick stays cheap on millions of rows:
+- NULL `image_url` rows (new cards, new variants, rows someone cleared), through the partial
+  indexes `pd-pipeline add-indexes` creates: the cost follows the backlog, not the table;
+- ledger rows flagged as waiting (by the sensor's sweep or a write-back: `images.sweep`),
+  through a partial index of our own.
+"""
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from pd_pipeline.db import schema
+from pd_pipeline.model import CARD_TYPES
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """One cardset's waiting cards; `signature` changes whenever new work appears in it."""
+
+    cardset_id: int
+    missing: int  # rows with a NULL image_url
+    flagged: int  # rows the ledger flags as waiting
+    signature: str
+
+
+def backlog(conn: sa.Connection) -> dict[int, Backlog]:
+    counts: dict[int, list] = defaultdict(list)
+    for card_type in CARD_TYPES:
+        card = schema.CARD_TABLES[card_type]
+        query = (
+            sa.select(schema.player.c.cardset_id, sa.func.count(), sa.func.max(card.c.id))
+            .join(schema.player, schema.player.c.player_id == card.c.player_id)
+            .where(card.c.image_url.is_(None), schema.player.c.cardset_id.is_not(None))
+            .group_by(schema.player.c.cardset_id)
+        )
+        for cardset_id, count, last_id in conn.execute(query):
+            counts[cardset_id] += [("missing", card_type, count, last_id)]
+    entry = schema.card_render
+    query = (
+        sa.select(
+            entry.c.cardset_id, entry.c.card_type, sa.func.count(), sa.func.max(entry.c.card_id)
+        )
+        .where(schema.flagged)
+        .group_by(entry.c.cardset_id, entry.c.card_type)
+    )
+    for cardset_id, card_type, count, last_id in conn.execute(query):
+        counts[cardset_id] += [("flagged", card_type, count, last_id)]
+    last_writes = _last_writes(conn, list(counts))
+    return {
+        cardset_id: Backlog(
+            cardset_id,
+            missing=sum(c for kind, _, c, _ in parts if kind == "missing"),
+            flagged=sum(c for kind, _, c, _ in parts if kind == "flagged"),
+            # A row that goes NULL again after a run wrote it yields a new signature, since the
+            # run's write moved the cardset's last write; unchanged work keeps its signature.
+            signature=_digest(sorted(parts, key=str), last_writes.get(cardset_id)),
+        )
+        for cardset_id, parts in counts.items()
+    }
+
+
+def _last_writes(conn: sa.Connection, cardset_ids: list[int]) -> dict[int, object]:
+    # One max() per cardset: each is a single probe of the (cardset_id, written_at) index.
+    entry = schema.card_render
+    query = sa.select(sa.func.max(entry.c.written_at)).where(
+        entry.c.cardset_id == sa.bindparam("cardset_id")
+    )
+    return {i: conn.scalar(query, {"cardset_id": i}) for i in cardset_ids}
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]

@@ -1,0 +1,89 @@
+"""The card data model every layer shares: card types, their outcomes, and `Card`.
+
+A `Card` is one `battingcard` or `pitchingcard` row with everything its image shows (`inputs`,
+JSON-able: what templates render). Two hashes name those inputs: `data_hash` (the card's data
+alone) and `input_hash` (the data and the card design), so a changed card and a changed design
+can be told apart.
+"""
+
+import functools
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+CARD_TYPES = ("battingcard", "pitchingcard")
+BATTING_RESULTS = (
+    "homerun", "bp_homerun", "triple", "double_three", "double_two", "double_pull",
+    "single_two", "single_one", "single_center", "bp_single", "hbp", "walk", "strikeout",
+    "lineout", "popout", "flyout_a", "flyout_bq", "flyout_lf_b", "flyout_rf_b",
+    "groundout_a", "groundout_b", "groundout_c",
+)  # fmt: skip
+PITCHING_RESULTS = (
+    "homerun", "bp_homerun", "triple", "double_three", "double_two", "double_cf",
+    "single_two", "single_one", "single_center", "bp_single", "hbp", "walk", "strikeout",
+    "flyout_lf_b", "flyout_cf_b", "flyout_rf_b", "groundout_a", "groundout_b",
+    "xcheck_p", "xcheck_c", "xcheck_1b", "xcheck_2b", "xcheck_3b", "xcheck_ss",
+    "xcheck_lf", "xcheck_cf", "xcheck_rf",
+)  # fmt: skip
+RESULTS = {"battingcard": BATTING_RESULTS, "pitchingcard": PITCHING_RESULTS}
+CHANCES_PER_SIDE = 108
+SIDES = ("L", "R")
+CARD_FIELDS = {
+    "battingcard": (
+        "steal_low", "steal_high", "steal_auto", "steal_jump", "bunting", "hit_and_run",
+        "running", "offense_col", "hand",
+    ),
+    "pitchingcard": (
+        "balk", "wild_pitch", "hold", "starter_rating", "relief_rating", "closer_rating",
+        "batting", "offense_col", "hand",
+    ),
+}  # fmt: skip
+FIELDING_FIELDS = ("position", "innings", "range", "error", "arm", "pb", "overthrow")
+
+
+@dataclass(frozen=True)
+class Card:
+    """One card row and the data its image shows."""
+
+    card_type: str
+    card_id: int
+    player_id: int
+    variant: int
+    cardset_id: int | None
+    image_url: str | None
+    inputs: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        """How errors and logs name the card."""
+        try:
+            who = f"player {self.player_id} {self.inputs['player']['name']!r}, "
+        except (KeyError, TypeError):  # inputs without a player
+            who = f"player {self.player_id}, "
+        return f"{self.card_type} #{self.card_id} ({who}variant {self.variant})"
+
+    @functools.cached_property
+    def _inputs_json(self) -> str:
+        # Made once per card: every rule that compares hashes asks for them.
+        return _json(self.inputs)
+
+    @functools.cached_property
+    def data_hash(self) -> str:
+        """sha256 of the card's data: equal hashes mean the same card, whatever the design."""
+        return _sha256(f'{{"inputs":{self._inputs_json},"type":{_json(self.card_type)}}}')
+
+    def input_hash(self, template_version: str) -> str:
+        """sha256 of everything that decides the PNG: equal hashes mean an identical image."""
+        template, kind = _json(template_version), _json(self.card_type)
+        return _sha256(f'{{"inputs":{self._inputs_json},"template":{template},"type":{kind}}}')
+
+
+# The hashes are of {"inputs": ..., "template": ..., "type": ...} as compact JSON with sorted
+# keys, built from the cached inputs' JSON.
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
