@@ -1,11 +1,13 @@
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from pd_pipeline_tests.helpers import seed_small_demo
 from pd_pipeline_tests.services import S3Server, postgres_database
 
 DEPLOY = Path(__file__).parents[1] / "deploy"
@@ -21,17 +23,28 @@ def s3_server():
 @pytest.fixture
 def s3_env(s3_server, monkeypatch):
     """Settings for a fresh bucket on the local S3 server, as a user would export them."""
-    bucket = s3_server.new_bucket()
-    env = {
-        "PD_STORE": f"s3://{bucket}/",
-        "PD_S3_ENDPOINT_URL": s3_server.endpoint_url,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
+    env = s3_server.settings()
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    return {**env, "bucket": bucket}
+    return {**env, "bucket": env["PD_STORE"].removeprefix("s3://").rstrip("/")}
+
+
+@dataclass
+class Seeded:
+    engine: sa.Engine
+    instance: dg.DagsterInstance
+    url: str
+
+
+@pytest.fixture
+def seeded(db_url, s3_env, monkeypatch):
+    """A small demo cardset (cardset-001, registered) on each database, an S3 bucket, and a
+    Dagster instance for the runs."""
+    monkeypatch.setenv("PD_DATABASE_URL", db_url)
+    engine = seed_small_demo(db_url)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("cardsets", ["cardset-001"])
+        yield Seeded(engine, instance, db_url)
 
 
 @pytest.fixture

@@ -1,17 +1,21 @@
 """Shared test steps: seed a small demo, run the Dagster jobs for real, read back the results."""
 
 import hashlib
+import random
 from urllib.parse import urlparse
 
 import dagster as dg
 import sqlalchemy as sa
 
+from pd_pipeline import config
 from pd_pipeline.db import schema
-from pd_pipeline.db.demo import seed_demo
 from pd_pipeline.db.engine import make_engine
 from pd_pipeline.definitions import build_defs
+from pd_pipeline.demo import seed_demo
+from pd_pipeline.images.audit import audit_cardset
+from pd_pipeline.model import CARD_TYPES
 from pd_pipeline.render.png import verify_png
-from pd_pipeline.resources import store_from_env
+from pd_pipeline.sensors import pending_images_sensor
 from pd_pipeline.storage.keys import TOKEN_LENGTH
 
 
@@ -20,6 +24,25 @@ def seed_small_demo(url: str, players: int = 12, seasons=(2008,)) -> sa.Engine:
     schema.create_card_tables(engine)
     seed_demo(engine, seasons=seasons, players_per_season=players, extra_variant_share=0.3)
     return engine
+
+
+def sensor_tick(instance: dg.DagsterInstance, cursor: str | None = None, log=None):
+    """One evaluation of pending_images_sensor as the daemon runs it, with resources from the
+    environment; the cardsets it registers are registered. Returns the result and its cursor."""
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources=build_defs().resources
+    ) as context:
+        if log:
+            context.log.addHandler(log)  # what the UI shows as the tick's log
+        result = pending_images_sensor(context)
+    for request in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+    return result, result.cursor
+
+
+def run_keys(result: dg.SensorResult) -> dict[str, str]:
+    """Partition -> run key of a tick's run requests."""
+    return {r.partition_key: r.run_key for r in result.run_requests}
 
 
 def run_partition(instance: dg.DagsterInstance, partition: str = "cardset-001", **run_config):
@@ -32,18 +55,57 @@ def run_partition(instance: dg.DagsterInstance, partition: str = "cardset-001", 
 
 
 def materialize(instance: dg.DagsterInstance, *assets: str, partition: str = "cardset-001"):
-    """Some of card_images_job's assets (with their checks) for one cardset."""
+    """Some of card_images_job's assets, without their checks, for one cardset."""
     instance.add_dynamic_partitions("cardsets", [partition])
-    return (
-        build_defs()
-        .resolve_job_def("card_images_job")
-        .execute_in_process(
-            instance=instance,
-            partition_key=partition,
-            asset_selection=[dg.AssetKey(a) for a in assets],
-            raise_on_error=False,
-        )
+    job = build_defs().resolve_job_def("card_images_job")
+    subset = job.get_subset(
+        asset_selection={dg.AssetKey(a) for a in assets}, asset_check_selection=set()
     )
+    return subset.execute_in_process(
+        instance=instance, partition_key=partition, raise_on_error=False
+    )
+
+
+def card_context():
+    """The card-state context runs in this environment use (design, public base URL)."""
+    return config.card_context(config.store())
+
+
+def ledger_failures(engine: sa.Engine, card_type: str) -> dict[int, str]:
+    """The ledger's failed cards of a type: id -> error."""
+    entry = schema.card_render
+    query = sa.select(entry.c.card_id, entry.c.error).where(
+        entry.c.card_type == card_type, entry.c.status == "failed"
+    )
+    with engine.connect() as conn:
+        return dict(conn.execute(query).all())
+
+
+def stored_count(engine: sa.Engine) -> int:
+    """Cards whose object the ledger has confirmed in the store."""
+    entry = schema.card_render
+    with engine.connect() as conn:
+        query = sa.select(sa.func.count()).where(entry.c.status == "stored")
+        return conn.scalar(query.select_from(entry))
+
+
+def assert_every_card_correct(engine: sa.Engine, cardset_ids=(1,), opened: int = 50) -> int:
+    """Every card of the cardsets passes the audit (its URL canonical, current, its object
+    valid), and `opened` URLs of each type, at random, open their PNG; returns the cards."""
+    store, ctx = config.store(), card_context()
+    cards = 0
+    for card_type in CARD_TYPES:
+        urls = list(image_urls(engine, card_type).values())
+        assert all(urls), f"a {card_type} was left without a URL"
+        for url in random.Random(7).sample(urls, min(opened, len(urls))):
+            assert_url_opens_its_png(url)
+        for cardset_id in cardset_ids:
+            audit = audit_cardset(engine, store, ctx, card_type, cardset_id)
+            problems = [p.reason for found in audit.findings.values() for p in found]
+            problems += [p.reason for p in audit.bad_objects]
+            assert not audit.waiting and not problems, f"{card_type} {cardset_id}: {problems}"
+            cards += audit.cards
+    return cards
 
 
 def materializations(result, asset: str) -> dict:
@@ -63,7 +125,7 @@ def image_urls(engine: sa.Engine, card_type: str = "battingcard") -> dict[int, s
 
 def assert_url_opens_its_png(url: str) -> None:
     """The URL's key holds a valid 1200x600 PNG whose bytes match the URL's token."""
-    store = store_from_env()
+    store = config.store()
     parsed = urlparse(url)
     assert url.startswith(store.public_base_url + "/"), url
     key = url[len(store.public_base_url) + 1 :].split("?")[0]

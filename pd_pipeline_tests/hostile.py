@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from pd_pipeline.db import schema
+from pd_pipeline.model import RESULTS
 from pd_pipeline.render.browser import SWAP
 from pd_pipeline.render.chromium import find_chromium
 
@@ -86,7 +87,7 @@ def base_side(engine: sa.Engine, card_type: str, side: str) -> dict[str, float]:
     )
     with engine.connect() as conn:
         row = conn.execute(query).mappings().one()
-    return {k: row[k] for k in schema.RESULTS[card_type]}
+    return {k: row[k] for k in RESULTS[card_type]}
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):

@@ -73,6 +73,21 @@ class S3Server:
         self.client().create_bucket(Bucket=name)
         return name
 
+    def settings(self) -> dict[str, str]:
+        """Settings for a fresh bucket on this server."""
+        return s3_settings(self.endpoint_url, self.new_bucket())
+
+
+def s3_settings(endpoint_url: str, bucket: str) -> dict[str, str]:
+    """The settings a user exports for a bucket on an S3 server: store, endpoint, credentials."""
+    return {
+        "PD_STORE": f"s3://{bucket}/",
+        "PD_S3_ENDPOINT_URL": endpoint_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
 
 def dagster_env(database_url: str, home: Path, **settings: str) -> dict[str, str]:
     """The environment of a `dagster` command a test starts: the test's own (S3 settings from

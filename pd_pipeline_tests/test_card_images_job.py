@@ -17,16 +17,8 @@ from pd_pipeline_tests.helpers import (
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def setup(db_url, s3_env, monkeypatch):
-    monkeypatch.setenv("PD_DATABASE_URL", db_url)
-    engine = seed_small_demo(db_url)
-    with dg.instance_for_test() as instance:
-        yield engine, instance
-
-
-def test_a_partition_gets_every_card_a_url_that_opens_its_png(setup):
-    engine, instance = setup
+def test_a_partition_gets_every_card_a_url_that_opens_its_png(seeded):
+    engine, instance = seeded.engine, seeded.instance
     result = run_partition(instance)
     assert result.success
     for card_type in ("battingcard", "pitchingcard"):
@@ -39,8 +31,8 @@ def test_a_partition_gets_every_card_a_url_that_opens_its_png(setup):
         assert materializations(result, f"{card_type}_image_urls")["written"] == len(urls)
 
 
-def test_a_rerun_changes_nothing(setup):
-    engine, instance = setup
+def test_a_rerun_changes_nothing(seeded):
+    engine, instance = seeded.engine, seeded.instance
     assert run_partition(instance).success
     before = image_urls(engine)
     again = run_partition(instance)
@@ -52,9 +44,9 @@ def test_a_rerun_changes_nothing(setup):
     assert image_urls(engine) == before
 
 
-def test_a_cache_hit_still_writes_the_url_without_rendering_again(setup):
+def test_a_cache_hit_still_writes_the_url_without_rendering_again(seeded):
     """The old system's bug: the PNG was cached, so the NULL image_url was never back-filled."""
-    engine, instance = setup
+    engine, instance = seeded.engine, seeded.instance
     assert run_partition(instance).success
     written = image_urls(engine)
     with engine.begin() as conn:
@@ -66,8 +58,8 @@ def test_a_cache_hit_still_writes_the_url_without_rendering_again(setup):
     assert image_urls(engine) == written
 
 
-def test_rerender_all_renders_again_but_uploads_nothing_identical(setup):
-    engine, instance = setup
+def test_rerender_all_renders_again_but_uploads_nothing_identical(seeded):
+    engine, instance = seeded.engine, seeded.instance
     assert run_partition(instance).success
     before = image_urls(engine)
     config = {"ops": {"battingcard_pngs": {"config": {"rerender_all": True}}}}
@@ -99,4 +91,5 @@ def test_a_backfill_run_covers_several_cardsets(sqlite_url, s3_env, monkeypatch)
     assert materializations(result, "battingcard_pngs")["cardsets"] == "cardset-001, cardset-002"
     for card_type in ("battingcard", "pitchingcard"):
         assert all(image_urls(engine, card_type).values())
-    assert all(c.passed for c in result.get_asset_check_evaluations())
+    checks = result.get_asset_check_evaluations()
+    assert len(checks) == 2 * 6 * 2 and all(c.passed for c in checks)  # per cardset, each check

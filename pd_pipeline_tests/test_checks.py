@@ -7,22 +7,13 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from pd_pipeline import config
 from pd_pipeline.db import schema
 from pd_pipeline.definitions import build_defs
-from pd_pipeline.resources import store_from_env
-from pd_pipeline_tests.helpers import image_urls, move_chances, run_partition, seed_small_demo
+from pd_pipeline_tests.helpers import image_urls, move_chances, run_partition
 
 pytestmark = pytest.mark.slow
 CHECKS = ("urls_present", "urls_canonical", "objects_valid", "images_current", "backlog")
-
-
-@pytest.fixture
-def setup(db_url, s3_env, monkeypatch):
-    monkeypatch.setenv("PD_DATABASE_URL", db_url)
-    engine = seed_small_demo(db_url, players=12)
-    with dg.instance_for_test() as instance:
-        assert run_partition(instance).success
-        yield engine, instance
 
 
 def _checks(result) -> dict[str, dg.AssetCheckEvaluation]:
@@ -39,14 +30,19 @@ def _break_every_check(engine) -> dict[str, int]:
     assert len(ids) >= len(CHECKS)
     broken = dict(zip(CHECKS, ids, strict=False))
     card, entry = schema.battingcard, schema.card_render
+    mine = sa.and_(entry.c.card_type == "battingcard", entry.c.card_id == broken["urls_present"])
     with engine.begin() as conn:
+        # A run took the NULL row, stored its image, and never wrote its URL.
         conn.execute(
             sa.update(card).where(card.c.id == broken["urls_present"]).values(image_url=None)
         )
+        conn.execute(sa.update(entry).where(mine).values(seen_url=None))
+        # Its own key, with a token that is not its bytes'.
+        url = conn.scalar(sa.select(card.c.image_url).where(card.c.id == broken["urls_canonical"]))
         conn.execute(
             sa.update(card)
             .where(card.c.id == broken["urls_canonical"])
-            .values(image_url="https://elsewhere.example/card.png")
+            .values(image_url=url.split("?")[0] + "?d=0000000000")
         )
         conn.execute(sa.update(card).where(card.c.id == broken["backlog"]).values(image_url=None))
         two_hours_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
@@ -60,14 +56,15 @@ def _break_every_check(engine) -> dict[str, int]:
                 entry.c.card_type == "battingcard", entry.c.card_id == broken["objects_valid"]
             )
         )
-    store = store_from_env()
+    store = config.store()
     store.put(key, b"not a png", sha256="0" * 64, input_hash="0" * 64)
     move_chances(engine, broken["images_current"])
     return broken
 
 
-def test_each_check_fails_on_a_broken_database_and_passes_after_a_run(setup):
-    engine, instance = setup
+def test_each_check_fails_on_a_broken_database_and_passes_after_a_run(seeded):
+    engine, instance = seeded.engine, seeded.instance
+    assert run_partition(instance).success
     broken = _break_every_check(engine)
     # The checks alone, as the UI's "Execute checks" runs them: nothing is rendered or written.
     job = build_defs().resolve_job_def("card_images_job")

@@ -5,11 +5,13 @@ import sys
 
 import dagster as dg
 
+from pd_pipeline import settings
 from pd_pipeline.definitions import build_defs
 
 
 def test_definitions_load_and_keep_their_names():
     defs = build_defs()
+    dg.Definitions.validate_loadable(defs)  # what a code server checks when it loads them
     graph = defs.resolve_asset_graph()
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
         "battingcard_pngs",
@@ -43,7 +45,18 @@ def test_definitions_load_and_keep_their_names():
     assert schedule.job_name == "card_images_job"
     for url_asset in ("battingcard_image_urls", "pitchingcard_image_urls"):
         policy = graph.get(dg.AssetKey(url_asset)).freshness_policy
-        assert policy is not None and policy.fail_window.to_timedelta().total_seconds() > 0
+        assert policy.fail_window.to_timedelta() == settings.FRESHNESS_FAIL
+        assert policy.warn_window.to_timedelta() == settings.FRESHNESS_WARN
+    # The CI job runs the asset job's steps, under the same names.
+    ci = defs.resolve_job_def("render_pending_job")
+    assert {node.name for node in ci.graph.node_defs} == {
+        "register_cardsets", "cards_without_cardset",
+        *(f"pending_{t}_{step}" for t in ("battingcard", "pitchingcard")
+          for step in ("pngs", "image_urls", "image_checks")),
+    }  # fmt: skip
+    assert {j.name for j in defs.jobs} == {"card_images_job", "render_pending_job"}
+    assert {s.name for s in defs.sensors} == {"pending_images_sensor"}
+    assert {s.name for s in defs.schedules} == {"nightly_reconcile_schedule"}
 
 
 def test_loading_the_code_location_prints_no_warning():
@@ -51,3 +64,16 @@ def test_loading_the_code_location_prints_no_warning():
         [sys.executable, "-c", "import pd_pipeline.definitions"], capture_output=True, text=True
     )
     assert loaded.returncode == 0 and not loaded.stderr, loaded.stderr
+
+
+def test_importing_the_package_or_the_cli_builds_nothing():
+    """Only the code location builds the definitions; `pd-pipeline` and library users load
+    what they use (no Dagster, no pandas), and `-m pd_pipeline` still finds `defs`."""
+    probe = (
+        "import sys, pd_pipeline, pd_pipeline.cli, pd_pipeline.images.status;"
+        "print(sorted(m for m in ('dagster', 'pandas', 'pd_pipeline.definitions') "
+        "if m in sys.modules)); print(type(pd_pipeline.defs).__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[]", "Definitions"]

@@ -4,7 +4,7 @@ import pytest
 import sqlalchemy as sa
 
 from pd_pipeline.db import schema as s
-from pd_pipeline.db.demo import seed_demo
+from pd_pipeline.demo import seed_demo
 
 CARD_TABLES = {
     "battingcard": (s.battingcard, s.battingcardratings, s.BATTING_RESULTS),

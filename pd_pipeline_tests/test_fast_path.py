@@ -12,14 +12,16 @@ import sqlalchemy as sa
 from dagster_aws.s3 import S3Resource
 from playwright.sync_api import sync_playwright
 
-import pd_pipeline.pngs as pngs
-from pd_pipeline.db import ledger, schema
+import pd_pipeline.images.produce as produce
+from pd_pipeline.db import schema
 from pd_pipeline.db.cards import load_cards
-from pd_pipeline.db.writeback import write_back
-from pd_pipeline.pngs import make_pngs
+from pd_pipeline.images import state
+from pd_pipeline.images.produce import make_pngs
+from pd_pipeline.images.state import Context
+from pd_pipeline.images.writeback import write_back
 from pd_pipeline.render.browser import CHROMIUM, CHROMIUM_ARGS, HEIGHT, WIDTH, BrowserPool
 from pd_pipeline.render.chromium import find_chromium
-from pd_pipeline.render.html import CardTemplates, tier_of
+from pd_pipeline.render.pages import CardPages, tier_of
 from pd_pipeline.render.png import decode_png, verify_png
 from pd_pipeline.resources import CardStore
 from pd_pipeline.storage.stores import LocalStore
@@ -46,7 +48,7 @@ def cards(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def templates():
-    return CardTemplates()
+    return CardPages()
 
 
 def simple_path(documents: list[str]) -> list[bytes]:
@@ -135,21 +137,22 @@ def test_new_cards_cost_one_listing_and_a_put_each_and_a_rerun_nothing(
     calls = []
     store.client.meta.events.register("before-call.s3", lambda model, **_: calls.append(model.name))
     with BrowserPool(find_chromium(), templates.shell(), pages=2) as pool:
-        first = make_pngs(engine, store, lambda: pool, templates, "battingcard", 1)
+        ctx = Context(templates.version, store.public_base_url)
+        first = make_pngs(engine, store, lambda: pool, templates, ctx, "battingcard", 1)
         assert first.rendered == first.uploaded == first.cards > 0
         assert sorted(calls) == ["ListObjectsV2"] + ["PutObject"] * first.cards
-        write_back(engine, "battingcard", 1, templates.version)
+        write_back(engine, ctx, "battingcard", 1)
         calls.clear()
-        again = make_pngs(engine, store, lambda: pool, templates, "battingcard", 1)
+        again = make_pngs(engine, store, lambda: pool, templates, ctx, "battingcard", 1)
     assert again.current == again.cards and calls == []
 
 
 def test_a_slow_store_holds_rendering_back_and_loses_nothing(tmp_path, templates, monkeypatch):
     engine = seed_small_demo(f"sqlite:///{tmp_path / 'cards.db'}", players=12)
-    monkeypatch.setattr(pngs, "IO_THREADS", 2)
-    monkeypatch.setattr(pngs, "MAX_UPLOADS_IN_FLIGHT", 3)
+    monkeypatch.setattr(produce, "IO_THREADS", 2)
+    monkeypatch.setattr(produce, "MAX_UPLOADS_IN_FLIGHT", 3)
     most = 0
-    collect = pngs._CardsetPngs._collect
+    collect = produce._Step._collect
 
     def watched(self, uploads, *, wait):
         nonlocal most
@@ -157,10 +160,11 @@ def test_a_slow_store_holds_rendering_back_and_loses_nothing(tmp_path, templates
         most = max(most, len(pending))
         return pending
 
-    monkeypatch.setattr(pngs._CardsetPngs, "_collect", watched)
+    monkeypatch.setattr(produce._Step, "_collect", watched)
     store = SlowStore(tmp_path / "store")
+    ctx = Context(templates.version, store.public_base_url)
     with BrowserPool(find_chromium(), templates.shell(), pages=4) as pool:
-        report = make_pngs(engine, store, lambda: pool, templates, "battingcard", 1)
+        report = make_pngs(engine, store, lambda: pool, templates, ctx, "battingcard", 1)
     assert report.failed == 0 and report.rendered == report.uploaded == report.cards > 0
     assert most <= 3
     with engine.connect() as conn:
@@ -168,4 +172,4 @@ def test_a_slow_store_holds_rendering_back_and_loses_nothing(tmp_path, templates
         statuses = conn.execute(
             sa.select(entry.c.status, sa.func.count()).group_by(entry.c.status)
         ).all()
-    assert statuses == [(ledger.STORED, report.cards)]
+    assert statuses == [(state.STORED, report.cards)]

@@ -18,21 +18,23 @@ import pytest
 import sqlalchemy as sa
 from moto.server import ThreadedMotoServer
 
-from pd_pipeline.db import ledger, schema
 from pd_pipeline.db.cards import load_cards
-from pd_pipeline.db.writeback import write_back
+from pd_pipeline.images.writeback import write_back
 from pd_pipeline.render.browser import CLOSE_TIMEOUT_S, BrowserPool
 from pd_pipeline.render.chromium import find_chromium
-from pd_pipeline.resources import card_templates
+from pd_pipeline.render.pages import pages_for
 from pd_pipeline.storage.keys import object_key
 from pd_pipeline_tests.helpers import (
     assert_url_opens_its_png,
+    card_context,
     image_urls,
+    ledger_failures,
     materialize,
     run_partition,
     seed_small_demo,
+    stored_count,
 )
-from pd_pipeline_tests.services import FlakyS3, free_port
+from pd_pipeline_tests.services import FlakyS3, free_port, s3_settings
 
 pytestmark = pytest.mark.slow
 
@@ -55,13 +57,6 @@ def _cmdline(pid: int) -> bytes:
         return b""  # it has exited meanwhile
 
 
-def stored(engine: sa.Engine) -> int:
-    entry = schema.card_render
-    with engine.connect() as conn:
-        query = sa.select(sa.func.count()).select_from(entry)
-        return conn.scalar(query.where(entry.c.status == ledger.STORED))
-
-
 def when(condition, then, timeout: float = 120) -> threading.Thread:
     """Run `then` in a thread as soon as `condition` holds: a fault injected mid-run."""
 
@@ -78,6 +73,7 @@ def when(condition, then, timeout: float = 120) -> threading.Thread:
 
 @pytest.fixture
 def demo(sqlite_url, s3_env, monkeypatch):
+    """Enough cards (30 players) that a fault lands mid-run."""
     monkeypatch.setenv("PD_DATABASE_URL", sqlite_url)
     engine = seed_small_demo(sqlite_url, players=30)
     with dg.instance_for_test() as instance:
@@ -93,7 +89,7 @@ def test_a_killed_chromium_is_relaunched_and_the_run_completes(demo):
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
 
-    fault = when(lambda: stored(engine) >= 5, kill)
+    fault = when(lambda: stored_count(engine) >= 5, kill)
     result = run_partition(instance)
     fault.join()
     assert killed, "the fault was not injected"
@@ -112,7 +108,7 @@ def test_a_frozen_chromium_times_out_and_the_run_completes(demo, monkeypatch):
         for pid in frozen:
             os.kill(pid, signal.SIGSTOP)
 
-    fault = when(lambda: stored(engine) >= 5, freeze)
+    fault = when(lambda: stored_count(engine) >= 5, freeze)
     result = run_partition(instance)
     fault.join()
     for pid in frozen:  # whatever the pool did not reap
@@ -126,7 +122,7 @@ def test_a_frozen_chromium_times_out_and_the_run_completes(demo, monkeypatch):
 def test_a_frozen_browser_is_killed_not_waited_for():
     """A browser that stops answering costs a page timeout and CLOSE_TIMEOUT_S, then is killed;
     waiting for it to close would take Playwright ~30 s."""
-    templates = card_templates()
+    templates = pages_for()
     with BrowserPool(find_chromium(), templates.shell(), pages=2, timeout_s=2) as pool:
         assert pool.render("<b>warm</b>")
         frozen = chromium_pids()
@@ -151,7 +147,7 @@ def test_sqlite_locked_by_another_writer_is_waited_out(demo, sqlite_url):
     other.execute("BEGIN IMMEDIATE")  # another client holds the write lock ...
     threading.Timer(3.0, other.execute, ["COMMIT"]).start()  # ... for three seconds
     started = time.monotonic()
-    report = write_back(engine, "battingcard", 1, card_templates().version)
+    report = write_back(engine, card_context(), "battingcard", 1)
     assert time.monotonic() - started >= 2.5, "the lock was not held"
     assert report.written == report.candidates > 0
     assert all(image_urls(engine).values())
@@ -205,20 +201,13 @@ def test_s3_going_away_mid_run_fails_clearly_and_the_rerun_completes(sqlite_url,
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
-    env = {
-        "PD_DATABASE_URL": sqlite_url,
-        "PD_STORE": "s3://cards-outage/",
-        "PD_S3_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
+    env = {"PD_DATABASE_URL": sqlite_url, **s3_settings(endpoint, "cards-outage")}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="cards-outage")
     engine = seed_small_demo(sqlite_url, players=30)
     with dg.instance_for_test() as instance:
-        fault = when(lambda: stored(engine) >= 5, server.stop)
+        fault = when(lambda: stored_count(engine) >= 5, server.stop)
         started = time.monotonic()
         failed = run_partition(instance)
         fault.join()
@@ -264,11 +253,8 @@ def test_transient_s3_errors_are_retried_and_a_lasting_one_fails_only_its_card(
         return None
 
     flaky = FlakyS3(s3_server.endpoint_url, fault)
-    for key, value in {
-        "PD_DATABASE_URL": sqlite_url, "PD_STORE": f"s3://{bucket}/",
-        "PD_S3_ENDPOINT_URL": flaky.endpoint_url, "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():  # fmt: skip
+    for key, value in {"PD_DATABASE_URL": sqlite_url,
+                       **s3_settings(flaky.endpoint_url, bucket)}.items():  # fmt: skip
         monkeypatch.setenv(key, value)
     try:
         with dg.instance_for_test() as instance:
@@ -277,8 +263,7 @@ def test_transient_s3_errors_are_retried_and_a_lasting_one_fails_only_its_card(
         # Bounded: the first try and S3Resource's max_attempts (5) retries, then the card fails.
         assert flaky.seen["PUT", lasting] == 6
         assert not result.success  # the card that never stored fails the run, naming it
-        with engine.connect() as conn:
-            (failure,) = ledger.failures(conn, "battingcard", 1)
+        (failure,) = ledger_failures(engine, "battingcard").items()
         assert (
             failure[0] == victim.card_id and victim.label in failure[1] and "SlowDown" in failure[1]
         )

@@ -21,16 +21,16 @@ import sqlalchemy as sa
 from markupsafe import escape
 from playwright.sync_api import Page
 
-from pd_pipeline.assets import RENDERED_CHECK
-from pd_pipeline.db import ledger
-from pd_pipeline.db.cards import CARD_TYPES, Card, load_cards
-from pd_pipeline.render.chart import CardDataError, validate
-from pd_pipeline.render.html import TEXT_MAX, CardTemplates
+from pd_pipeline import config
+from pd_pipeline.db.cards import load_cards
+from pd_pipeline.model import CARD_TYPES, Card
+from pd_pipeline.render.pages import TEXT_MAX, CardPages
+from pd_pipeline.render.validate import CardDataError, validate
 from pd_pipeline.storage.keys import object_key
-from pd_pipeline_tests import helpers
 from pd_pipeline_tests.helpers import (
     assert_url_opens_its_png,
     image_urls,
+    ledger_failures,
     run_partition,
     seed_small_demo,
 )
@@ -204,9 +204,7 @@ def hostile(request, s3_server, tmp_path_factory) -> Iterator[HostileRun]:
         pytest.MonkeyPatch.context() as env,
     ):
         settings = {
-            "PD_DATABASE_URL": url, "PD_STORE": f"s3://{s3_server.new_bucket()}/",
-            "PD_S3_ENDPOINT_URL": s3_server.endpoint_url, "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+            "PD_DATABASE_URL": url, **s3_server.settings(),
             "PD_RENDER_PAGES": "2",  # a small run: fewer pages start faster
         }  # fmt: skip
         for key, value in settings.items():
@@ -235,7 +233,7 @@ def run(hostile, monkeypatch) -> HostileRun:
     for key, value in hostile.env.items():
         monkeypatch.setenv(key, value)
     # One S3 client for the test's many URL checks, not one each.
-    monkeypatch.setattr(helpers, "store_from_env", functools.cache(helpers.store_from_env))
+    monkeypatch.setattr(config, "store", functools.cache(config.store))
     return hostile
 
 
@@ -245,22 +243,21 @@ def test_no_card_page_made_a_request(run):
 
 def test_broken_cards_fail_alone_naming_card_and_field(run):
     expected = {key for key, case in run.cases.items() if case.fails}
-    with run.engine.connect() as conn:
-        failed = {
-            (card_type, card_id): error
-            for card_type in CARD_TYPES
-            for card_id, error in ledger.failures(conn, card_type, BIG_CARDSET)
-        }
+    failed = {
+        (card_type, card_id): error
+        for card_type in CARD_TYPES
+        for card_id, error in ledger_failures(run.engine, card_type).items()
+    }
     assert set(failed) == expected  # nothing else of the partition failed
     for (card_type, card_id), error in failed.items():
         field_name, problem = run.cases[card_type, card_id].fails
         assert error.startswith(f"{card_type} #{card_id} (player "), error
         assert f": {field_name} " in error and problem in error, error
-    # The blocking check fails the run and names every broken card.
+    # The check fails the run and names every broken card.
     named = " ".join(
-        str(e.metadata["failures"].value)
+        str(e.metadata["cards"].value)
         for e in run.result.get_asset_check_evaluations()
-        if e.check_name == RENDERED_CHECK and not e.passed
+        if e.check_name == "all_cards_rendered" and not e.passed
     )
     assert all(f"#{card_id}" in named for _, card_id in expected)
 
@@ -279,7 +276,7 @@ def test_rendered_hostile_text_is_inert_text_in_the_shipped_fonts(run, tmp_path)
     """Each rendered hostile card's page, opened with JavaScript and network on: escaping alone
     keeps the text text (the page has exactly the elements of a plain card, and asks nothing
     of the network), and scripts Latin fonts lack come out in the shipped fonts, not boxes."""
-    templates, store = CardTemplates(), helpers.store_from_env()
+    templates, store = CardPages(), config.store()
     with run.engine.connect() as conn, open_browser() as browser:
         page = open_page(browser, templates.shell())
         for (card_type, card_id), case in run.cases.items():
@@ -293,7 +290,7 @@ def test_rendered_hostile_text_is_inert_text_in_the_shipped_fonts(run, tmp_path)
     assert run.server.paths == []
 
 
-def assert_inert(page: Page, templates: CardTemplates, card: Card, case: Case) -> None:
+def assert_inert(page: Page, templates: CardPages, card: Card, case: Case) -> None:
     name = card.inputs["player"]["name"].strip()[:TEXT_MAX]
     body = templates.body(card)
     assert str(escape(name)) in body, case.what

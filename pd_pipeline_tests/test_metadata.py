@@ -7,9 +7,9 @@ import re
 
 from PIL import Image
 
-from pd_pipeline.metadata import png_metadata
-from pd_pipeline.pngs import PngReport
-from pd_pipeline.preview import MAX_BYTES, contact_sheet, pick_samples, preview_markdown
+from pd_pipeline.images.produce import PngReport
+from pd_pipeline.metadata import png_metadata, preview_markdown
+from pd_pipeline.render.sheet import MAX_BYTES, contact_sheet, pick_samples
 
 COLOURS = [(200, 30, 30), (30, 160, 60), (40, 60, 200), (220, 180, 20), (150, 40, 160), (0, 0, 0)]
 

@@ -7,18 +7,14 @@ import sqlalchemy as sa
 from dagster_postgres import PostgresRunStorage
 
 from pd_pipeline.definitions import build_defs
-from pd_pipeline.resources import resources_from_env
-from pd_pipeline.sensors import pending_images_sensor
-from pd_pipeline_tests.helpers import materializations, run_partition, seed_small_demo
+from pd_pipeline_tests.helpers import (
+    materializations,
+    run_partition,
+    seed_small_demo,
+    sensor_tick,
+)
 
 pytestmark = pytest.mark.slow
-
-
-def _tick(instance: dg.DagsterInstance, cursor: str | None = None) -> dg.SensorResult:
-    with dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources=resources_from_env(resolved=True)
-    ) as context:
-        return pending_images_sensor(context)
 
 
 def test_the_production_instance_is_postgres_queued_and_retrying(production_instance):
@@ -38,10 +34,8 @@ def test_a_job_run_and_sensor_ticks_on_postgresql(production_instance, pg_url, s
     monkeypatch.setenv("PD_DATABASE_URL", pg_url)
     seed_small_demo(pg_url, players=3, seasons=(2008, 2019))
 
-    first = _tick(instance)
+    first, cursor = sensor_tick(instance)
     assert sorted(r.partition_key for r in first.run_requests) == ["cardset-001", "cardset-002"]
-    (added,) = first.dynamic_partitions_requests
-    instance.add_dynamic_partitions("cardsets", list(added.partition_keys))
 
     result = run_partition(instance, "cardset-001")
     assert result.success
@@ -49,7 +43,7 @@ def test_a_job_run_and_sensor_ticks_on_postgresql(production_instance, pg_url, s
     assert pngs["rendered"] == pngs["cards"] > 0
     assert "data:image/webp;base64," in pngs["preview"]
 
-    second = _tick(instance, first.cursor)
+    second, cursor = sensor_tick(instance, cursor)
     assert [r.partition_key for r in second.run_requests] == ["cardset-002"]
 
     # A run going on cardset-002 (on some other worker) keeps the sensor from asking again.
@@ -57,7 +51,7 @@ def test_a_job_run_and_sensor_ticks_on_postgresql(production_instance, pg_url, s
     instance.create_run_for_job(
         job, status=dg.DagsterRunStatus.STARTED, tags={"dagster/partition": "cardset-002"}
     )
-    third = _tick(instance, second.cursor)
+    third, _ = sensor_tick(instance, cursor)
     assert not third.run_requests
     assert "1 cardsets already running" in third.skip_reason.skip_message
 

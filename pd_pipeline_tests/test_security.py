@@ -23,7 +23,7 @@ from pd_pipeline.db import schema
 from pd_pipeline.db.cards import load_cards
 from pd_pipeline.render.browser import SWAP, BrowserPool
 from pd_pipeline.render.chromium import find_chromium
-from pd_pipeline.render.html import CardTemplates
+from pd_pipeline.render.pages import CardPages
 from pd_pipeline.resources import resources_from_env
 from pd_pipeline.storage.stores import LocalStore
 from pd_pipeline_tests.helpers import image_urls, seed_small_demo
@@ -51,8 +51,8 @@ PROBE = '<div style="width:1200px;height:600px"></div>'
 
 
 @pytest.fixture(scope="module")
-def templates() -> CardTemplates:
-    return CardTemplates()
+def templates() -> CardPages:
+    return CardPages()
 
 
 @pytest.fixture

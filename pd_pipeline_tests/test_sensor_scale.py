@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from pd_pipeline.db.indexes import add_indexes
 from pd_pipeline.db.schema import create_card_tables
 from pd_pipeline.resources import ready_engine
-from pd_pipeline_tests.test_sensor import keys, tick
+from pd_pipeline_tests.helpers import run_keys, sensor_tick
 
 pytestmark = pytest.mark.slow
 PLAYERS = 500_000  # two cards each: 1,000,000 card rows
@@ -86,11 +86,11 @@ def test_a_sensor_tick_on_a_million_card_rows(db_url, monkeypatch):
         ticks, cursor = [], None
         for _ in range(3):
             started = time.monotonic()
-            result, cursor = tick(instance, cursor, url=db_url)
+            result, cursor = sensor_tick(instance, cursor)
             ticks.append(time.monotonic() - started)
     print(
         f"\n{engine.dialect.name}: filled in {filled:.1f}s, indexes {indexed:.1f}s, "
         f"ticks {', '.join(f'{t:.2f}s' for t in ticks)}"
     )
-    assert len(keys(result)) == 4, "20 cardsets wait: a tick launches a bounded number of runs"
+    assert len(run_keys(result)) == 4, "20 cardsets wait: a tick launches a bounded number of runs"
     assert max(ticks) < TICK_BOUND_S

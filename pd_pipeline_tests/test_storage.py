@@ -22,7 +22,6 @@ def test_url_token_changes_exactly_with_the_bytes():
     key = object_key("pitchingcard", 1, 2, 0)
     a, b = hashlib.sha256(b"a").hexdigest(), hashlib.sha256(b"b").hexdigest()
     assert public_url("https://cdn.example/", key, a) == f"https://cdn.example/{key}?d={a[:10]}"
-    assert public_url("https://cdn.example", key, a) == public_url("https://cdn.example", key, a)
     assert public_url("https://cdn.example", key, a) != public_url("https://cdn.example", key, b)
 
 

@@ -12,23 +12,13 @@ from pd_pipeline_tests.helpers import (
     materialize,
     move_chances,
     run_partition,
-    seed_small_demo,
 )
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def setup(db_url, s3_env, monkeypatch):
-    monkeypatch.setenv("PD_DATABASE_URL", db_url)
-    engine = seed_small_demo(db_url)
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("cardsets", ["cardset-001"])
-        yield engine, instance
-
-
-def test_rows_changed_between_render_and_write_back_are_not_clobbered(setup):
-    engine, instance = setup
+def test_rows_changed_between_render_and_write_back_are_not_clobbered(seeded):
+    engine, instance = seeded.engine, seeded.instance
     assert materialize(instance, "battingcard_pngs").success
     ids = sorted(image_urls(engine))
     edited, taken, deleted = ids[0], ids[1], ids[2]
@@ -58,8 +48,8 @@ def test_rows_changed_between_render_and_write_back_are_not_clobbered(setup):
     assert all(urls.values())
 
 
-def test_a_card_that_fails_does_not_stop_the_others(setup):
-    engine, instance = setup
+def test_a_card_that_fails_does_not_stop_the_others(seeded):
+    engine, instance = seeded.engine, seeded.instance
     bad = add_variant(engine, variant=777, shift=5.0)  # its chances now sum to 113
     result = run_partition(instance)
     assert not result.success, "a failed card must fail the run"
@@ -70,9 +60,12 @@ def test_a_card_that_fails_does_not_stop_the_others(setup):
     pngs = materializations(result, "battingcard_pngs")
     assert pngs["failed"] == 1
     assert f"battingcard #{bad}" in pngs["failures"] and "sum" in pngs["failures"]
-    (check,) = [
-        c
+    checks = {
+        c.check_name: c
         for c in result.get_asset_check_evaluations()
         if c.asset_key == dg.AssetKey("battingcard_image_urls")
-    ]
-    assert not check.passed and check.metadata["failed_cards"].value == 1
+    }
+    failed = checks.pop("all_cards_rendered")
+    assert not failed.passed and failed.metadata["failed_cards"].value == 1
+    assert f"| #{bad} |" in failed.metadata["cards"].value
+    assert all(c.passed for c in checks.values()), "the other checks still ran, and passed"
