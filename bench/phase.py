@@ -31,11 +31,12 @@ SAVED_PNGS = 24  # PNGs of the first cards written to the work folder, for pixel
 
 def card_pages(config: dict) -> tuple[list[str], list[str], list[str], str]:
     """(card labels, card markup, standalone documents, the shell) of every card, in id order."""
-    from pd_pipeline.db.cards import CARD_TYPES, load_cards
+    from pd_pipeline.db.cards import load_cards
     from pd_pipeline.db.engine import make_engine
-    from pd_pipeline.render.html import CardTemplates
+    from pd_pipeline.model import CARD_TYPES
+    from pd_pipeline.render.pages import CardPages
 
-    templates = CardTemplates()
+    templates = CardPages()
     labels, bodies, documents = [], [], []
     with make_engine(config["database_url"]).connect() as conn:
         for card_type in CARD_TYPES:
@@ -51,17 +52,18 @@ def run_e2e(config: dict) -> dict:
     import dagster as dg
     import sqlalchemy as sa
 
-    import pd_pipeline.pngs as pngs
     from pd_pipeline.db import schema
     from pd_pipeline.db.engine import make_engine
     from pd_pipeline.definitions import build_defs
     from pd_pipeline.render.browser import BrowserPool
+    from pd_pipeline.storage.stores import S3Store
 
     # Per-card latency: from the page taking the card to its object confirmed in the store. The
-    # bench wraps two functions to see it; the pipeline itself is unchanged.
+    # bench wraps two public methods to see it (the pool's results and the store's uploads);
+    # the pipeline itself is unchanged.
     started: dict[int, float] = {}
     latencies: list[float] = []
-    render_many, store_one = BrowserPool.render_many, pngs._store_one
+    render_many, put = BrowserPool.render_many, S3Store.put
 
     def timed_render_many(self, jobs):
         for result in render_many(self, jobs):
@@ -70,12 +72,13 @@ def run_e2e(config: dict) -> dict:
                 started[id(result.png)] = time.monotonic() - getattr(result, "seconds", 0.0)
             yield result
 
-    def timed_store_one(store, item, png):
-        outcome = store_one(store, item, png)
-        latencies.append(time.monotonic() - started.pop(id(png)))
-        return outcome
+    def timed_put(self, key, data, **kwargs):
+        confirmed = put(self, key, data, **kwargs)
+        if id(data) in started:
+            latencies.append(time.monotonic() - started.pop(id(data)))
+        return confirmed
 
-    BrowserPool.render_many, pngs._store_one = timed_render_many, timed_store_one
+    BrowserPool.render_many, S3Store.put = timed_render_many, timed_put
     job = build_defs().resolve_job_def("render_pending_job")
     with dg.DagsterInstance.ephemeral() as instance:
         began = time.time()

@@ -28,27 +28,28 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def rss_bytes(pids: list[int]) -> int:
+def _summed(pids: list[int], name: str, value) -> int:
+    """The sum over `pids` of `value(text of /proc/PID/name)`, skipping processes that exited."""
     total = 0
     for pid in pids:
         try:
-            with open(f"/proc/{pid}/statm") as f:
-                total += int(f.read().split()[1]) * PAGE
+            with open(f"/proc/{pid}/{name}") as f:
+                total += value(f.read())
         except (OSError, IndexError, ValueError):
             pass  # exited meanwhile
     return total
 
 
+def rss_bytes(pids: list[int]) -> int:
+    return _summed(pids, "statm", lambda text: int(text.split()[1]) * PAGE)
+
+
 def cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        except (OSError, IndexError, ValueError):
-            pass
-    return total / TICKS
+    def utime_stime(text: str) -> int:
+        fields = text.rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+
+    return _summed(pids, "stat", utime_stime) / TICKS
 
 
 def process_kind(pid: int) -> str:

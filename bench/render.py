@@ -10,16 +10,15 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 from bench.procs import TreeWatcher, cpu_seconds
 from bench.seed import seed_cards
+from pd_pipeline_tests.services import S3Server
 
 ROOT = Path(__file__).resolve().parent.parent
 PHASES = ("bare", "e2e", "naive", "bare-chromium", "bare-fast")
@@ -38,51 +37,6 @@ NOTES = {
     "bare-chromium": "pixels the same, bigger than ours",
     "bare-fast": "pixels the same, ~30% bigger",
     "naive": "Playwright launch + set_content + screenshot",
-}
-
-
-class S3Server:
-    """moto's S3 server on loopback, outside the measured process trees."""
-
-    def __init__(self) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.endpoint_url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("moto server did not start") from None
-                time.sleep(0.1)
-
-    def new_bucket(self) -> str:
-        import boto3
-
-        name = f"bench-{uuid.uuid4().hex[:10]}"
-        boto3.client("s3", endpoint_url=self.endpoint_url, **CREDENTIALS).create_bucket(Bucket=name)
-        return name
-
-    def cpu(self) -> float:
-        return cpu_seconds([self.process.pid])
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
-CREDENTIALS = {
-    "region_name": "us-east-1",
-    "aws_access_key_id": "bench",
-    "aws_secret_access_key": "bench",
 }
 
 
@@ -140,7 +94,7 @@ def run(
     started = time.monotonic()
     per_type = seed_cards(f"sqlite:///{seeded}", cards)
     print(f"seeded {cards} cards {per_type} in {time.monotonic() - started:.0f}s", flush=True)
-    s3 = S3Server()
+    s3 = S3Server().start()  # on loopback, outside the measured process trees
     runs: dict[str, list[dict]] = {phase: [] for phase in phases}
     try:
         for turn in range(repeat):
@@ -157,19 +111,15 @@ def run(
                 }
                 env = {
                     "PD_DATABASE_URL": config["database_url"],
-                    "PD_STORE": f"s3://{s3.new_bucket()}/",
-                    "PD_S3_ENDPOINT_URL": s3.endpoint_url,
+                    **s3.settings(),
                     "PD_CHROMIUM_PATH": chromium,
                     "PD_RENDER_PAGES": str(pages),
-                    "AWS_ACCESS_KEY_ID": "bench",
-                    "AWS_SECRET_ACCESS_KEY": "bench",
-                    "AWS_DEFAULT_REGION": "us-east-1",
                     "DAGSTER_HOME": str(work / "dagster"),
                 }
                 (work / "dagster").mkdir(exist_ok=True)
-                s3_cpu = s3.cpu()
+                s3_cpu = cpu_seconds([s3.process.pid])
                 result = run_phase(phase, config, work, env)
-                result["s3_cpu_s"] = s3.cpu() - s3_cpu
+                result["s3_cpu_s"] = cpu_seconds([s3.process.pid]) - s3_cpu
                 runs[phase].append(result)
                 print(
                     f"  turn {turn + 1}/{repeat} {phase}: {_rate(result):.1f} cards/s", flush=True

@@ -3,8 +3,8 @@
 import sqlalchemy as sa
 
 from pd_pipeline.db import schema
-from pd_pipeline.db.demo import seed_demo
 from pd_pipeline.db.engine import make_engine
+from pd_pipeline.demo import seed_demo
 
 # Recent seasons first: each gives ~1,100 batting and pitching cards with the demo's variants
 # (2008: 1,202; 2019: 1,290), fewer before the leagues grew (1975: 853; 1960: 531).

@@ -15,12 +15,18 @@ import uuid
 
 import sqlalchemy as sa
 
-from pd_pipeline.db import schema
+from pd_pipeline.db import ledger, schema
 from pd_pipeline.db.cards import load_cards
 from pd_pipeline.db.engine import make_engine
 from pd_pipeline.db.indexes import add_indexes
-from pd_pipeline.db.writeback import _candidates_query, candidate_ids, write_back
-from pd_pipeline.render.html import CardTemplates
+from pd_pipeline.db.urls import candidate_ids, candidates_query
+from pd_pipeline.images import state
+from pd_pipeline.images.writeback import write_back
+from pd_pipeline.model import BATTING_RESULTS
+from pd_pipeline.render.pages import pages_for
+
+# The context of a run whose PNGs are served from a CDN.
+CTX = state.Context(pages_for().version, "https://cdn.example")
 
 CARDS_PER_CARDSET = 10_000
 # The server the tests use (trust auth on loopback, as on CI); the bench makes its own database.
@@ -55,8 +61,8 @@ def fill(engine: sa.Engine, rows: int, with_ledger: bool = True) -> list[int]:
             "INSERT INTO battingcard (id, player_id, variant, steal_low, steal_high, running, "
             f"hand) SELECT n, n, 0, 3, 12, 11, 'R' FROM ({numbers}) s"
         )
-        results = ", ".join(schema.BATTING_RESULTS)
-        values = ", ".join(["4.0"] * len(schema.BATTING_RESULTS))
+        results = ", ".join(BATTING_RESULTS)
+        values = ", ".join(["4.0"] * len(BATTING_RESULTS))
         run(
             f"INSERT INTO battingcardratings (battingcard_id, vs_hand, {results}) "
             f"SELECT n, h.hand, {values} FROM ({numbers}) s CROSS JOIN "
@@ -78,30 +84,15 @@ def fill(engine: sa.Engine, rows: int, with_ledger: bool = True) -> list[int]:
 
 def _ledger(engine: sa.Engine, cardset_ids: list[int]) -> None:
     """A stored PNG for every card, recorded as the PNG step records it."""
-    version = CardTemplates().version
+    now = ledger.utcnow()
     for cardset_id in cardset_ids:
         with engine.begin() as conn:
             cards = load_cards(conn, "battingcard", cardset_id=cardset_id)
-            conn.execute(
-                sa.insert(schema.card_render),
-                [
-                    {
-                        "card_type": "battingcard",
-                        "card_id": c.card_id,
-                        "cardset_id": cardset_id,
-                        "player_id": c.player_id,
-                        "variant": c.variant,
-                        "input_hash": c.input_hash(version),
-                        "object_key": f"cards/{c.card_id}.png",
-                        "png_sha256": "0" * 64,
-                        "png_bytes": 190_000,
-                        "url": f"https://cdn.example/cards/{c.card_id}.png?d=0000000000",
-                        "seen_url": None,
-                        "status": "stored",
-                    }
-                    for c in cards
-                ],
-            )
+            rows = [
+                state.stored(c, CTX, sha256="0" * 64, md5=None, size=190_000, now=now, run_id=None)
+                for c in cards
+            ]
+            ledger.upsert(conn, rows)
 
 
 def fresh_postgres(admin_url: str = PG_ADMIN_URL) -> tuple[str, sa.Engine]:
@@ -125,11 +116,10 @@ def bench_write_back(engine: sa.Engine, rows: int) -> dict:
     started = time.monotonic()
     cardsets = fill(engine, rows)
     filled = time.monotonic() - started
-    version = CardTemplates().version
     started = time.monotonic()
     written = 0
     for cardset_id in cardsets:
-        written += write_back(engine, "battingcard", cardset_id, version).written
+        written += write_back(engine, CTX, "battingcard", cardset_id).written
     seconds = time.monotonic() - started
     with engine.connect() as conn:
         t = schema.battingcard
@@ -165,7 +155,7 @@ def explain_candidates(engine: sa.Engine, rows: int) -> dict:
         started = time.monotonic()
         found = len(candidate_ids(conn, "battingcard", 7))
         seconds = time.monotonic() - started
-        query = _candidates_query("battingcard", 7)
+        query = candidates_query("battingcard", 7)
         compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
         prefix = "EXPLAIN " if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "
         plan = [" ".join(map(str, row)) for row in conn.exec_driver_sql(prefix + str(compiled))]
