@@ -1,4 +1,4 @@
-"""`python -m bench [render|writeback|memory] ...`: see `python -m bench --help`."""
+"""`python -m bench [render|writeback|memory|change|latency] ...`: see `python -m bench --help`."""
 
 import argparse
 import json
@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from bench.render import PHASES, ROOT, run, table
-from pd_pipeline.render.browser import default_pages
+from pd_pipeline.render.browser import DEFAULT_TILE, default_pages
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -28,6 +28,7 @@ def main() -> None:
     render.add_argument("--cards", type=int, default=1000)
     render.add_argument("--naive-cards", type=int, default=40, help="cards for the naive run")
     render.add_argument("--pages", type=int, default=None, help="default: the pool's default")
+    render.add_argument("--tile", type=int, default=DEFAULT_TILE, help="cards a capture")
     render.add_argument("--repeat", type=int, default=1, help="runs per phase (median shown)")
     render.add_argument("--phases", default=",".join(PHASES))
     render.add_argument("--work", default=str(ROOT / "var" / "bench"))
@@ -49,7 +50,23 @@ def main() -> None:
     memory = sub.add_parser("memory", help="peak RSS of the pipeline: small run against big run")
     memory.add_argument("--cards", type=int, nargs=2, default=[1000, 10_000])
     memory.add_argument("--work", default=str(ROOT / "var" / "bench-memory"))
+    change = sub.add_parser("change", help="a one-card change in a small and a big cardset")
+    change.add_argument("--cards", type=int, nargs=2, default=[10, 10_000])
+    change.add_argument("--work", default=str(ROOT / "var" / "bench-change"))
+    latency = sub.add_parser("latency", help="insert to URL with dagster dev, default settings")
+    latency.add_argument("--inserts", type=int, default=20)
+    latency.add_argument("--every", type=float, default=3.0, help="seconds between inserts")
     args = parser.parse_args()
+    if args.command == "latency":
+        from bench import latency as latencies
+
+        _save("latency", latencies.run(args.inserts, args.every), None)
+        return
+    if args.command == "change":
+        from bench import change as changes
+
+        _save("change", changes.run(args.cards, Path(args.work)), None)
+        return
     if args.command == "writeback":
         _writeback(args)
         return
@@ -63,6 +80,7 @@ def main() -> None:
             args.cards,
             naive_cards=args.naive_cards,
             pages=args.pages or default_pages(),
+            tile=args.tile,
             repeat=args.repeat,
             phases=tuple(p for p in args.phases.split(",") if p)
             + (("e2e-before",) if args.before and "e2e-before" not in args.phases else ()),
@@ -135,6 +153,7 @@ def _memory(args, chromium: str) -> None:
             cards,
             naive_cards=0,
             pages=default_pages(),
+            tile=DEFAULT_TILE,
             repeat=1,
             phases=("e2e",),
             work=Path(args.work) / str(cards),

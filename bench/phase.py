@@ -6,10 +6,11 @@ Phases, all on the cards of the database in CONFIG:
 - `e2e`: the pipeline end to end, as CI runs it: Dagster's `render_pending_job` (render, verify,
   upload to the S3 server, ledger, write-back), in process; `e2e-before`: the same, run from
   another checkout (a before/after);
-- `bare`, `bare-chromium`, `bare-fast`: the bare Chromium loop (one browser, one context, a page
-  per slot, markup swapped in, CDP capture), producing the pipeline's PNGs (`bare`: Chromium's fast
-  encoding re-encoded by `optimise_png` in a thread), Chromium's default PNGs, or Chromium's fast
-  PNGs as they are;
+- `bare-tiled`, `bare`, `bare-chromium`, `bare-fast`: the bare Chromium loop (one browser, one
+  context, a page per slot, markup swapped in, CDP capture, the design's files served from
+  memory), producing the pipeline's PNGs (`bare-tiled`: a tile of cards a capture, cut and
+  re-encoded by `split_png` in a thread, the fastest loop we can write: the limit; `bare`: the
+  same, one card a capture), Chromium's default PNGs, or Chromium's fast PNGs as they are;
 - `naive`: a browser launched per card, the whole page set, a Playwright screenshot (how
   on-request renderers and html2image work).
 Timings start after imports and before Playwright starts; card HTML is made before the clock
@@ -19,6 +20,7 @@ starts for the baselines, and by the pipeline itself (inside the clock) for `e2e
 import asyncio
 import base64
 import hashlib
+import itertools
 import json
 import os
 import sys
@@ -27,10 +29,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 SAVED_PNGS = 24  # PNGs of the first cards written to the work folder, for pixel comparisons
+# The bare loops: (PNG encoding, cards a capture; None: the pipeline's tile).
+BARE = {
+    "bare": ("compact", 1),
+    "bare-tiled": ("compact", None),
+    "bare-chromium": ("chromium", 1),
+    "bare-fast": ("fast", 1),
+}
 
 
-def card_pages(config: dict) -> tuple[list[str], list[str], list[str], str]:
-    """(card labels, card markup, standalone documents, the shell) of every card, in id order."""
+def card_pages(config: dict):
+    """(card labels, card markup, standalone documents, the design) of every card, in id
+    order."""
     from pd_pipeline.db.cards import load_cards
     from pd_pipeline.db.engine import make_engine
     from pd_pipeline.model import CARD_TYPES
@@ -45,7 +55,7 @@ def card_pages(config: dict) -> tuple[list[str], list[str], list[str], str]:
                 body = templates.body(card)
                 bodies.append(body)
                 documents.append(templates.document(card) if config.get("documents") else "")
-    return labels, bodies, documents, templates.shell()
+    return labels, bodies, documents, templates
 
 
 def run_e2e(config: dict) -> dict:
@@ -97,8 +107,17 @@ def run_e2e(config: dict) -> dict:
             ).scalar_one()
             for t in schema.CARD_TABLES.values()
         )
+    cpu_ms: dict[str, float] = {}
+    for event in result.get_asset_materialization_events():
+        value = event.materialization.metadata.get("cpu_ms")
+        if value is None:  # (older code, run with --before, records none)
+            continue
+        phases = value.value if isinstance(value.value, dict) else {"write-back": value.value}
+        for phase, ms in phases.items():
+            cpu_ms[phase] = cpu_ms.get(phase, 0) + ms
     return {
         "success": result.success,
+        "pipeline_cpu_ms": cpu_ms,
         "clock": [began, ended],
         "wall_s": ended - began,
         "cards": len(rows),
@@ -108,37 +127,56 @@ def run_e2e(config: dict) -> dict:
     }
 
 
-async def _bare(config: dict, encoding: str) -> dict:
+async def serve_design(context, design) -> None:
+    """Answer every request as the pipeline's renderer does: the design's files and fonts."""
+    from pd_pipeline.render.fonts import ORIGIN
+
+    async def serve(route):
+        found = design.resource(route.request.url[len(ORIGIN) :].split("?")[0])
+        if found is None:
+            await route.abort()
+        else:
+            await route.fulfill(body=found[0], content_type=found[1])
+
+    await context.route("**/*", serve)
+
+
+async def _bare(config: dict, encoding: str, tile: int) -> dict:
     from playwright.async_api import async_playwright
 
     from pd_pipeline.render.browser import CHROMIUM_ARGS, HEIGHT, SWAP, WIDTH
-    from pd_pipeline.render.png import optimise_png
+    from pd_pipeline.render.png import split_png
 
-    labels, bodies, _, shell = card_pages(config)
+    labels, bodies, _, design = card_pages(config)
+    shell = design.shell(tile)
     work = Path(config["work_dir"])
     loop = asyncio.get_running_loop()
     encoder = ThreadPoolExecutor(os.cpu_count() or 1)
     pngs: dict[str, list] = {}
     latencies: list[float] = []
-    todo = iter(enumerate(bodies))
+    indexes = iter(range(len(bodies)))
 
-    def finish(index: int, raw: bytes, began: float) -> None:
-        png = optimise_png(raw) if encoding == "compact" else raw
-        pngs[labels[index]] = [hashlib.sha256(png).hexdigest(), len(png)]
-        if index < SAVED_PNGS:
-            (work / f"{config['phase']}-{index}.png").write_bytes(png)
-        latencies.append(time.monotonic() - began)
+    def finish(first: int, raw: bytes, cards: int, began: float) -> None:
+        for index, png in enumerate(split_png(raw, cards) if encoding == "compact" else [raw],
+                                    first):  # fmt: skip
+            pngs[labels[index]] = [hashlib.sha256(png).hexdigest(), len(png)]
+            if index < SAVED_PNGS:
+                (work / f"{config['phase']}-{index}.png").write_bytes(png)
+            latencies.append(time.monotonic() - began)
 
     async def worker(page, cdp) -> list:
         encoding_now = []
-        for index, body in todo:
+        while group := list(itertools.islice(indexes, tile)):
             began = time.monotonic()
-            await page.evaluate(SWAP, body)
-            options = {"format": "png", "optimizeForSpeed": encoding != "chromium"}
+            await page.evaluate(SWAP, [bodies[i] for i in group])
+            clip = {"x": 0, "y": 0, "width": WIDTH, "height": HEIGHT * len(group), "scale": 1}
+            options = {"format": "png", "optimizeForSpeed": encoding != "chromium", "clip": clip}
             raw = base64.b64decode((await cdp.send("Page.captureScreenshot", options))["data"])
-            # The page takes its next card while this one is encoded (in a thread).
+            # The page takes its next cards while these are encoded (in a thread).
             encoding_now = [f for f in encoding_now if not f.done()]
-            encoding_now.append(loop.run_in_executor(encoder, finish, index, raw, began))
+            encoding_now.append(
+                loop.run_in_executor(encoder, finish, group[0], raw, len(group), began)
+            )
         return encoding_now
 
     began = time.time()
@@ -147,15 +185,26 @@ async def _bare(config: dict, encoding: str) -> dict:
             executable_path=config["chromium"], args=CHROMIUM_ARGS
         )
         context = await browser.new_context(
-            viewport={"width": WIDTH, "height": HEIGHT}, java_script_enabled=False
+            viewport={"width": WIDTH, "height": HEIGHT * tile}, java_script_enabled=False
         )
+        await serve_design(context, design)
+        # A window per page, as the pool makes them (a background tab's first capture waits).
+        first = await context.new_page()
+        info = await (await context.new_cdp_session(first)).send("Target.getTargetInfo")
+        target = {"url": "about:blank", "newWindow": True,
+                  "browserContextId": info["targetInfo"]["browserContextId"]}  # fmt: skip
+        browser_cdp = await browser.new_browser_cdp_session()
+        windows = [first]
+        for _ in range(config["pages"] - 1):  # one at a time: each opened page is the one asked
+            async with context.expect_page() as opened:
+                await browser_cdp.send("Target.createTarget", target)
+            windows.append(await opened.value)
 
-        async def ready_page():
-            page = await context.new_page()
+        async def ready_page(page):
             await page.set_content(shell)
             return page, await context.new_cdp_session(page)
 
-        pages = await asyncio.gather(*[ready_page() for _ in range(config["pages"])])
+        pages = await asyncio.gather(*[ready_page(page) for page in windows])
         leftovers = await asyncio.gather(*[worker(page, cdp) for page, cdp in pages])
         await asyncio.gather(*[f for fs in leftovers for f in fs])
         ended = time.time()
@@ -170,7 +219,7 @@ async def _naive(config: dict) -> dict:
 
     from pd_pipeline.render.browser import CHROMIUM_ARGS, HEIGHT, WIDTH
 
-    labels, _, documents, _ = card_pages({**config, "documents": True})
+    labels, _, documents, design = card_pages({**config, "documents": True})
     count = min(config["naive_cards"], len(documents))
     work = Path(config["work_dir"])
     pngs: dict[str, list] = {}
@@ -182,7 +231,9 @@ async def _naive(config: dict) -> dict:
             browser = await playwright.chromium.launch(
                 executable_path=config["chromium"], args=CHROMIUM_ARGS
             )
-            page = await browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
+            context = await browser.new_context(viewport={"width": WIDTH, "height": HEIGHT})
+            await serve_design(context, design)
+            page = await context.new_page()
             await page.set_content(documents[index])
             await page.evaluate("document.fonts.ready.then(() => true)")
             png = await page.screenshot()
@@ -204,8 +255,8 @@ def main() -> None:
     elif phase == "naive":
         result = asyncio.run(_naive(config))
     else:
-        encoding = {"bare": "compact", "bare-chromium": "chromium", "bare-fast": "fast"}[phase]
-        result = asyncio.run(_bare(config, encoding))
+        encoding, tile = BARE[phase]
+        result = asyncio.run(_bare(config, encoding, config["tile"] if tile is None else tile))
     Path(result_path).write_text(json.dumps(result))
 
 

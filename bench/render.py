@@ -21,11 +21,12 @@ from bench.seed import seed_cards
 from pd_pipeline_tests.services import S3Server
 
 ROOT = Path(__file__).resolve().parent.parent
-PHASES = ("bare", "e2e", "naive", "bare-chromium", "bare-fast")
+PHASES = ("bare-tiled", "bare", "e2e", "naive", "bare-chromium", "bare-fast")
 LABELS = {
     "e2e": "pipeline end to end",
     "e2e-before": "pipeline end to end, before",
-    "bare": "bare Chromium loop (same PNGs)",
+    "bare-tiled": "bare tiled loop (the limit)",
+    "bare": "bare Chromium loop, a card a capture",
     "bare-chromium": "bare loop, Chromium default PNG",
     "bare-fast": "bare loop, Chromium fast PNG as is",
     "naive": "naive: a browser per card",
@@ -33,7 +34,8 @@ LABELS = {
 NOTES = {
     "e2e": "render, verify, upload to S3, ledger, write-back",
     "e2e-before": "the same, from the code given as --before",
-    "bare": "fast capture + the same lossless re-encode",
+    "bare-tiled": "a tile of cards a capture, cut and re-encoded as the pipeline does",
+    "bare": "one card a capture + the same lossless re-encode",
     "bare-chromium": "pixels the same, bigger than ours",
     "bare-fast": "pixels the same, ~30% bigger",
     "naive": "Playwright launch + set_content + screenshot",
@@ -79,6 +81,7 @@ def run(
     *,
     naive_cards: int,
     pages: int,
+    tile: int,
     repeat: int,
     phases: tuple[str, ...],
     work: Path,
@@ -104,6 +107,7 @@ def run(
                 config = {
                     "database_url": f"sqlite:///{database}",
                     "pages": pages,
+                    "tile": tile,
                     "naive_cards": naive_cards,
                     "chromium": chromium,
                     "work_dir": str(work),
@@ -114,6 +118,7 @@ def run(
                     **s3.settings(),
                     "PD_CHROMIUM_PATH": chromium,
                     "PD_RENDER_PAGES": str(pages),
+                    "PD_RENDER_TILE": str(tile),
                     "DAGSTER_HOME": str(work / "dagster"),
                 }
                 (work / "dagster").mkdir(exist_ok=True)
@@ -127,6 +132,7 @@ def run(
     finally:
         s3.stop()
     summary = summarise(cards, per_type, pages, runs, work)
+    summary["tile"] = tile
     if code or before:
         summary["code"] = {"e2e": code or str(ROOT), "e2e-before": before}
     return summary
@@ -172,6 +178,10 @@ def summarise(cards, per_type, pages, runs, work) -> dict:
                 ),
             },
         }
+        if median.get("pipeline_cpu_ms"):
+            rows[phase]["pipeline_cpu_ms_per_card"] = {
+                k: round(v / median["cards"], 2) for k, v in median["pipeline_cpu_ms"].items()
+            }
         if phase.startswith("e2e"):
             rows[phase]["all_written"] = all(
                 r["success"] and r["urls_written"] == cards for r in results
@@ -202,11 +212,14 @@ def _checks(runs: dict, work: Path) -> dict:
 
     checks: dict = {}
     e2e = runs.get("e2e", [{}])[0].get("png")
-    bare = runs.get("bare", [{}])[0].get("png")
     default = runs.get("bare-chromium", [{}])[0].get("png")
-    if e2e and bare:
-        same = sum(1 for label, (sha, _) in bare.items() if e2e.get(label, [None])[0] == sha)
-        checks["identical_bytes_e2e_vs_bare"] = f"{same}/{len(bare)}"
+    # Against the tiled loop: the pipeline adds nothing to the pixels; against the one-card
+    # loop: a card captured in a tile is the card captured alone.
+    for other in ("bare-tiled", "bare"):
+        theirs = runs.get(other, [{}])[0].get("png")
+        if e2e and theirs:
+            same = sum(1 for label, (sha, _) in theirs.items() if e2e.get(label, [None])[0] == sha)
+            checks[f"identical_bytes_e2e_vs_{other}"] = f"{same}/{len(theirs)}"
     if e2e and default:
         ratios = [e2e[label][1] / size for label, (_, size) in default.items() if label in e2e]
         checks["size_vs_chromium_default"] = {
@@ -269,7 +282,8 @@ def table(summary: dict) -> str:
     lines = [
         f"pd_pipeline render bench: {summary['cards']} cards "
         f"({', '.join(f'{n} {t}s' for t, n in summary['cards_per_type'].items())}), "
-        f"{summary['pages']} pages, median of {summary['repeat']} run(s), {summary['when']}",
+        f"{summary['pages']} pages, {summary['tile']} cards a capture (the tiled runs), median "
+        f"of {summary['repeat']} run(s), {summary['when']}",
         f"machine: {m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB, {m['os']}, "
         f"Python {m['python']}, {m['chromium']}; load average at the end "
         f"{', '.join(map(str, m['load_average_at_end']))}",
@@ -290,10 +304,10 @@ def table(summary: dict) -> str:
     for row in summary["rows"].values():
         lines.append(f"- {row['label']}: {row['note']}")
     checks = summary["checks"]
-    if "identical_bytes_e2e_vs_bare" in checks:
-        lines.append(
-            f"- e2e PNGs byte-identical to the bare loop's: {checks['identical_bytes_e2e_vs_bare']}"
-        )
+    for other, what in (("bare-tiled", "the tiled loop's"), ("bare", "each card's alone")):
+        if f"identical_bytes_e2e_vs_{other}" in checks:
+            found = checks[f"identical_bytes_e2e_vs_{other}"]
+            lines.append(f"- e2e PNGs byte-identical to {what}: {found}")
     if "size_vs_chromium_default" in checks:
         s = checks["size_vs_chromium_default"]
         lines.append(
@@ -310,4 +324,14 @@ def table(summary: dict) -> str:
         "- CPU ms/card: the whole process tree (Python, Playwright's driver, Chromium), plus "
         "the S3 server's for e2e"
     )
+    for row in summary["rows"].values():
+        if "pipeline_cpu_ms_per_card" in row:
+            by_phase = row["pipeline_cpu_ms_per_card"]
+            lines.append(
+                f"- {row['label']}, the pipeline's own CPU ms/card by phase: "
+                + ", ".join(f"{k} {v:.1f}" for k, v in by_phase.items())
+                + f" (sum {sum(by_phase.values()):.1f}; by process: "
+                + ", ".join(f"{k} {v}" for k, v in row["cpu_ms_per_card_by_process"].items())
+                + ")"
+            )
     return "\n".join(lines)

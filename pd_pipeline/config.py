@@ -25,6 +25,7 @@ SETTINGS = {
     "adopt": Setting("PD_ADOPT", "keep"),
     "chromium_path": Setting("PD_CHROMIUM_PATH", None),
     "render_pages": Setting("PD_RENDER_PAGES", 4, int),
+    "render_tile": Setting("PD_RENDER_TILE", 4, int),
     "render_timeout_seconds": Setting("PD_RENDER_TIMEOUT_SECONDS", 20, int),
     "templates_dir": Setting("PD_TEMPLATES_DIR", None),
 }

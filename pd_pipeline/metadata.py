@@ -12,7 +12,7 @@ from typing import Any
 import dagster as dg
 
 from pd_pipeline.images.audit import Problem
-from pd_pipeline.images.produce import PngReport
+from pd_pipeline.images.produce import CPU_PHASES, PngReport
 from pd_pipeline.images.writeback import WriteReport
 from pd_pipeline.render.sheet import contact_sheet, pick_samples
 
@@ -78,6 +78,10 @@ def png_metadata(reports: list[PngReport]) -> dict[str, Any]:
         "cards_per_second": dg.MetadataValue.float(
             round(total("rendered") / seconds, 1) if seconds else 0.0
         ),
+        # Where this step's own CPU went (Chromium's aside), ms per phase (produce.CPU_PHASES).
+        "cpu_ms": dg.MetadataValue.json(
+            {phase: round(1000 * sum(r.cpu_s[phase] for r in reports)) for phase in CPU_PHASES}
+        ),
     }
     failures = [f for r in reports for f in r.failures]
     if failures:
@@ -135,4 +139,8 @@ def url_metadata(reports: list[WriteReport]) -> dict[str, Any]:
         "left_to_other_writer": "conflicts",
         "deleted_meanwhile": "gone",
     }
-    return {label: sum(getattr(r, field) for r in reports) for label, field in names.items()}
+    metadata: dict[str, Any] = {
+        label: sum(getattr(r, field) for r in reports) for label, field in names.items()
+    }
+    metadata["cpu_ms"] = round(1000 * sum(r.cpu_s for r in reports))
+    return metadata

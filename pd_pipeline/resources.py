@@ -56,6 +56,7 @@ class CardRenderer(dg.ConfigurableResource):
         default=None, description="Chromium binary (PD_CHROMIUM_PATH); default: found on PATH."
     )
     pages: int = Field(default=4, description="Pages rendering at once (PD_RENDER_PAGES).")
+    tile: int = Field(default=4, description="Cards captured at once by a page (PD_RENDER_TILE).")
     timeout_seconds: int = Field(
         default=20, description="Per-card render timeout (PD_RENDER_TIMEOUT_SECONDS)."
     )
@@ -74,8 +75,9 @@ class CardRenderer(dg.ConfigurableResource):
         if self._pool is None:
             self._pool = BrowserPool(
                 find_chromium(self.chromium_path),
-                self.card_pages().shell(),
+                self.card_pages(),
                 pages=self.pages,
+                tile=self.tile,
                 timeout_s=self.timeout_seconds,
                 recycle_after=self.recycle_after,
             ).start()
@@ -108,6 +110,7 @@ def resources_from_env() -> dict[str, dg.ConfigurableResource]:
         "renderer": CardRenderer(
             chromium_path=setting("chromium_path"),
             pages=setting("render_pages"),
+            tile=setting("render_tile"),
             timeout_seconds=setting("render_timeout_seconds"),
             templates_dir=setting("templates_dir"),
         ),

@@ -15,7 +15,7 @@ def _int(name: str, default: int) -> int:
         raise ValueError(f"{name}={value!r} is not a whole number") from None
 
 
-SENSOR_INTERVAL_SECONDS = _int("PD_SENSOR_INTERVAL_SECONDS", 30)
+SENSOR_INTERVAL_SECONDS = _int("PD_SENSOR_INTERVAL_SECONDS", 5)
 # At most this many runs per tick, and at most this many card_images_job runs in flight: a first
 # tick on a huge backlog launches a few runs and says how many cardsets wait.
 SENSOR_MAX_RUNS_PER_TICK = _int("PD_SENSOR_MAX_RUNS_PER_TICK", 4)

@@ -17,6 +17,8 @@ from pd_pipeline.db import schema
 from pd_pipeline.model import RESULTS
 from pd_pipeline.render.browser import SWAP
 from pd_pipeline.render.chromium import find_chromium
+from pd_pipeline.render.fonts import ORIGIN
+from pd_pipeline.render.pages import CardPages
 
 DELETE = object()  # a ratings side given as DELETE has no row at all
 
@@ -167,28 +169,39 @@ def open_browser() -> Iterator[Browser]:
             browser.close()
 
 
-def open_page(browser: Browser, shell: str) -> Page:
-    """The card shell in a page with JavaScript and network ON: what card markup does when
-    nothing but its own escaping protects it."""
+def open_page(browser: Browser, design: CardPages, shell: str | None = None) -> Page:
+    """A card shell (the design's, by default) in a page with JavaScript and network ON: what
+    card markup does when nothing but its own escaping protects it. The design's files and
+    fonts are served as the renderer serves them."""
     page = browser.new_page(viewport={"width": 1200, "height": 600})
-    page.set_content(shell)
+
+    def serve(route) -> None:
+        found = design.resource(route.request.url[len(ORIGIN) :].split("?")[0])
+        if found is None:
+            route.abort()
+        else:
+            route.fulfill(body=found[0], content_type=found[1])
+
+    page.route(f"{ORIGIN}/**", serve)
+    page.set_content(shell or design.shell())
     return page
 
 
-# Every element as tag[attribute names], every style attribute, the title and the name's text.
+# Every element of the card's frame as tag[attribute names], every style attribute there, the
+# page's title and the name's text.
 _DOM = """() => ({
   title: document.title,
-  name: document.querySelector('#card .name').textContent,
-  outline: [...document.querySelectorAll('*')].map(
+  name: document.querySelector('#pd-frame-0 .name').textContent,
+  outline: [...document.querySelectorAll('#pd-frame-0 *')].map(
     e => `${e.localName}[${[...e.attributes].map(a => a.name).sort()}]`),
-  styles: [...document.querySelectorAll('[style]')].map(e => e.getAttribute('style')),
+  styles: [...document.querySelectorAll('#pd-frame-0 [style]')].map(e => e.getAttribute('style')),
 })"""
 
 
 def card_dom(page: Page, body: str) -> dict[str, Any]:
     """Swap a card's markup into the page, as the renderer does (fonts loaded), and describe
     the page."""
-    page.evaluate(SWAP, body)
+    page.evaluate(SWAP, [body])
     return page.evaluate(_DOM)
 
 

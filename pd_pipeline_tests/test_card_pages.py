@@ -5,7 +5,9 @@ import shutil
 
 import pytest
 
-from pd_pipeline.render.pages import FONTS, TEMPLATE_DIR, CardPages, tier_of
+from pd_pipeline.render.fonts import FONTS, ORIGIN
+from pd_pipeline.render.pages import DESIGN_DIR, CardPages, DesignError
+from pd_pipeline.render.view import tier_of
 from pd_pipeline_tests.sample_cards import make_card, with_inputs
 
 
@@ -34,20 +36,24 @@ def test_hostile_text_is_escaped(templates):
     assert "--rarity: #8d99ae" in body
 
 
-def test_shell_has_fonts_and_no_script_or_url(templates):
-    shell = templates.shell()
+def test_the_shell_has_frames_and_fonts_and_no_script_or_outside_url(templates):
+    shell = templates.shell(4)
     assert shell.startswith("<!doctype html>")
-    assert '<main id="card"></main>' in shell
-    assert shell.count("@font-face") == len(FONTS) and "data:font/woff2;base64," in shell
-    assert not re.search(r"<script|https?://|javascript:|\son\w+\s*=", shell, re.I)
+    assert [f'<div class="pd-frame" id="pd-frame-{i}"></div>' in shell for i in range(5)] == [
+        True, True, True, True, False,
+    ]  # fmt: skip
+    assert shell.count("@font-face") == len(FONTS) and shell.count(f"{ORIGIN}/fonts/") == len(FONTS)
+    assert "base64," not in shell  # the fonts are fetched when first used, not parsed up front
+    urls = re.findall(r"https?://[^\s\"')]+", shell)
+    assert urls and all(url.startswith(ORIGIN) for url in urls)
+    assert not re.search(r"<script|javascript:|\son\w+\s*=", shell, re.I)
 
 
 def test_document_is_the_shell_with_the_body_swapped_in(templates):
     card = make_card("pitchingcard", variant=415156387)
     body = templates.body(card)
-    expected = templates.shell().replace(
-        '<main id="card"></main>', f'<main id="card">{body}</main>'
-    )
+    frame = '<div class="pd-frame" id="pd-frame-0">'
+    expected = templates.shell().replace(f"{frame}</div>", f"{frame}{body}</div>")
     assert templates.document(card) == expected
 
 
@@ -106,10 +112,69 @@ def test_tier_shows_on_the_card(templates):
 
 def test_version_changes_when_a_template_changes(tmp_path, templates):
     copied = tmp_path / "templates"
-    shutil.copytree(TEMPLATE_DIR, copied)
+    shutil.copytree(DESIGN_DIR, copied)
     assert CardPages(copied).version == templates.version
     css = copied / "card.css"
     css.write_text(css.read_text() + "\n.card { outline: 0; }\n")
     changed = CardPages(copied)
     assert changed.version != templates.version and len(changed.version) == 12
     assert ".card { outline: 0; }" in changed.shell()
+
+
+# ---- a design folder of one's own ----
+
+
+@pytest.fixture
+def design(tmp_path):
+    """A copy of the shipped design, to change."""
+    copied = tmp_path / "design"
+    shutil.copytree(DESIGN_DIR, copied)
+    return copied
+
+
+@pytest.mark.parametrize(
+    ("file", "line", "text", "error"),
+    [
+        ("battingcard.html", 2, "{% if card.name %}", r"battingcard\.html:\d+: .*endif"),
+        ("_chart.html", 3, "{{ side.title | nosuchfilter }}", r"_chart\.html:\d+: .*nosuchfilter"),
+        ("card.css", 5, "@import url(https://fonts.example/x.css);",
+         r"card\.css:5: asks for https://fonts\.example/x\.css, but card pages reach no "
+         r"network: put the file in the design folder"),
+        ("_card.html", 4, '<img src="//cdn.example/logo.png">',
+         r"_card\.html:4: asks for //cdn\.example/logo\.png"),
+    ],
+)  # fmt: skip
+def test_a_broken_design_fails_naming_the_file_and_line(design, file, line, text, error):
+    path = design / file
+    lines = path.read_text().splitlines()
+    lines.insert(line - 1, text)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DesignError, match=error):
+        CardPages(design)
+
+
+def test_a_comment_may_name_a_url_and_a_missing_file_is_named(design):
+    css = design / "card.css"
+    css.write_text("/* after https://example.com/guide */\n" + css.read_text())
+    CardPages(design)
+    (design / "pitchingcard.html").unlink()
+    with pytest.raises(DesignError, match="has no pitchingcard.html"):
+        CardPages(design)
+
+
+def test_a_template_error_while_rendering_names_the_template_and_line(design):
+    path = design / "_card.html"
+    path.write_text(path.read_text().replace("{{ card.team }}", "{{ card.no_such_field }}"))
+    with pytest.raises(DesignError, match=r"_card\.html:\d+: .*no_such_field"):
+        CardPages(design).body(make_card())
+
+
+def test_the_renderer_serves_the_designs_files_and_the_fonts_and_nothing_else(design):
+    (design / "images").mkdir()
+    (design / "images" / "logo.png").write_bytes(b"\x89PNG logo")
+    pages = CardPages(design)
+    assert pages.resource("/design/images/logo.png") == (b"\x89PNG logo", "image/png")
+    body, kind = pages.resource("/fonts/Inter-Regular.woff2")
+    assert kind == "font/woff2" and len(body) > 10_000
+    for outside in ("/design/../pyproject.toml", "/fonts/../pages.py", "/etc/passwd", "/x"):
+        assert pages.resource(outside) is None, outside

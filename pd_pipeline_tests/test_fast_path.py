@@ -5,12 +5,13 @@ default PNG). The fast path: a warm pool, markup swapped into ready pages, Chrom
 re-encoded by us. Same pixels, bytes no bigger, the same bytes every time.
 """
 
+import dataclasses
 import itertools
+import random
 
 import pytest
 import sqlalchemy as sa
 from dagster_aws.s3 import S3Resource
-from playwright.sync_api import sync_playwright
 
 import pd_pipeline.images.produce as produce
 from pd_pipeline.db import schema
@@ -19,31 +20,52 @@ from pd_pipeline.images import state
 from pd_pipeline.images.produce import make_pngs
 from pd_pipeline.images.state import Context
 from pd_pipeline.images.writeback import write_back
-from pd_pipeline.render.browser import CHROMIUM, CHROMIUM_ARGS, HEIGHT, WIDTH, BrowserPool
+from pd_pipeline.render.browser import CHROMIUM, BrowserPool
 from pd_pipeline.render.chromium import find_chromium
-from pd_pipeline.render.pages import CardPages, tier_of
+from pd_pipeline.render.pages import CardPages
 from pd_pipeline.render.png import decode_png, verify_png
+from pd_pipeline.render.view import tier_of
 from pd_pipeline.resources import CardStore
 from pd_pipeline.storage.stores import LocalStore
 from pd_pipeline_tests.helpers import seed_small_demo
+from pd_pipeline_tests.hostile import open_browser, open_page
 
 pytestmark = pytest.mark.slow
 
 
+# Names that stress a frame: the longest, scripts of fallback fonts, right to left.
+HARD_NAMES = (
+    "Wolfgang Amadeus Theophilus Bartholomew Montgomery-Featherstonehaugh III " * 3,
+    "\u5927\u8c37 \u7fd4\u5e73 \U0001f525\u26be\ufe0f",
+    "\u05d3\u05d5\u05d3 \u05d1\u05df-\u05d2\u05d5\u05e8\u05d9\u05d5\u05df",
+)
+
+
 @pytest.fixture(scope="module")
 def cards(tmp_path_factory):
-    """A few batting and pitching cards, base cards and variants of several tiers."""
+    """A batting and a pitching card of every tier, and a few with names that are hard to
+    draw."""
     url = f"sqlite:///{tmp_path_factory.mktemp('fast') / 'cards.db'}"
-    engine = seed_small_demo(url, players=10)
+    engine = seed_small_demo(url, players=6)
     with engine.connect() as conn:
-        every = [c for t in ("battingcard", "pitchingcard") for c in load_cards(conn, t)]
-    picked, tiers = [], set()
-    for card in every:
-        key = (card.card_type, tier_of(card.variant))
-        if key not in tiers:
-            tiers.add(key)
-            picked.append(card)
+        base = [load_cards(conn, t)[0] for t in ("battingcard", "pitchingcard")]
+    picked = []
+    for card in base:
+        for tier in range(5):
+            variant = next(v for v in range(10**8, 10**9) if tier_of(v) == tier) if tier else 0
+            picked.append(_with(card, variant=variant))
+    for name, card in zip(HARD_NAMES, picked[1:], strict=False):
+        picked.append(_with(card, name=name))
     return picked
+
+
+def _with(card, *, variant=None, name=None):
+    inputs = dict(card.inputs)
+    if variant is not None:
+        inputs["variant"] = variant
+    if name is not None:
+        inputs["player"] = {**inputs["player"], "name": name}
+    return dataclasses.replace(card, variant=inputs["variant"], inputs=inputs)
 
 
 @pytest.fixture(scope="module")
@@ -51,28 +73,28 @@ def templates():
     return CardPages()
 
 
-def simple_path(documents: list[str]) -> list[bytes]:
+def simple_path(templates: CardPages, documents: list[str]) -> list[bytes]:
     """Each card the plain way: a new page, the whole document, a Playwright screenshot."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_ARGS)
+    with open_browser() as browser:
         shots = []
         for document in documents:
-            page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
-            page.set_content(document)
+            page = open_page(browser, templates, document)
+            # Fonts arrive while the page is first drawn: once they all have, draw it afresh.
+            page.evaluate("document.fonts.ready.then(() => true)")
+            page.evaluate("document.body.innerHTML = document.body.innerHTML")
             page.evaluate("document.fonts.ready.then(() => true)")
             shots.append(page.screenshot())
             page.close()
-        browser.close()
     return shots
 
 
 def test_fast_path_has_the_simple_paths_pixels_in_no_more_bytes(cards, templates):
     assert len(cards) >= 4
-    simple = simple_path([templates.document(card) for card in cards])
+    simple = simple_path(templates, [templates.document(card) for card in cards])
     markup = [templates.body(card) for card in cards]
-    with BrowserPool(find_chromium(), templates.shell(), pages=3) as pool:
+    with BrowserPool(find_chromium(), templates, pages=3) as pool:
         fast = {r.job_id: r.png for r in pool.render_many(enumerate(markup))}
-    with BrowserPool(find_chromium(), templates.shell(), pages=2, encoding=CHROMIUM) as pool:
+    with BrowserPool(find_chromium(), templates, pages=2, encoding=CHROMIUM) as pool:
         chromium = {r.job_id: r.png for r in pool.render_many(enumerate(markup))}
     for index, card in enumerate(cards):
         verify_png(fast[index])
@@ -85,7 +107,7 @@ def test_a_card_gives_the_same_bytes_on_any_page_of_any_pool(cards, templates):
     markup = templates.body(cards[-1])
     seen = set()
     for pages in (1, 3):
-        with BrowserPool(find_chromium(), templates.shell(), pages=pages) as pool:
+        with BrowserPool(find_chromium(), templates, pages=pages) as pool:
             seen |= {r.png for r in pool.render_many((i, markup) for i in range(2 * pages))}
     assert len(seen) == 1
 
@@ -93,7 +115,7 @@ def test_a_card_gives_the_same_bytes_on_any_page_of_any_pool(cards, templates):
 def test_nothing_is_lost_when_the_pool_is_busy_and_relaunches(cards, templates):
     markup = [templates.body(card) for card in cards]
     jobs = list(zip(range(40), itertools.cycle(range(len(markup))), strict=False))
-    with BrowserPool(find_chromium(), templates.shell(), pages=2, recycle_after=7) as pool:
+    with BrowserPool(find_chromium(), templates, pages=2, recycle_after=7) as pool:
         results = list(pool.render_many((job, markup[card]) for job, card in jobs))
         assert pool.launches >= 40 // 7
     assert sorted(r.job_id for r in results) == list(range(40))
@@ -104,16 +126,71 @@ def test_nothing_is_lost_when_the_pool_is_busy_and_relaunches(cards, templates):
     assert all(len(pngs) == 1 for pngs in by_card.values()), "relaunches changed the bytes"
 
 
+def test_a_card_in_a_tile_is_the_card_captured_alone(cards, templates):
+    """Wherever a card sits in a tile, its bytes are those of the card alone."""
+    markup = [templates.body(card) for card in cards]
+    with BrowserPool(find_chromium(), templates, pages=2, tile=1) as pool:
+        alone = {r.job_id: r.png for r in pool.render_many(enumerate(markup))}
+        assert pool.captures == len(markup)
+    with BrowserPool(find_chromium(), templates, pages=4, tile=4) as pool:
+        for turn in range(3):  # three orders: each card in several places of a tile
+            order = list(enumerate(markup))
+            random.Random(turn).shuffle(order)
+            tiled = {r.job_id: r.png for r in pool.render_many(order)}
+            assert tiled == alone, [cards[i].label for i in alone if tiled[i] != alone[i]]
+        assert pool.captures == 3 * -(-len(markup) // 4)
+
+
+# Markup that would spill into its neighbours if a frame let it: a tall element, a huge glow,
+# an element far off to the side and one fixed to the viewport.
+SPILLING = [
+    '<div style="height:5000px;background:#c00"></div>',
+    '<div style="margin:200px;width:800px;height:200px;box-shadow:0 0 400px 400px #0c0"></div>',
+    '<div style="position:absolute;left:-3000px;top:300px;width:9000px;height:2000px;'
+    'background:#00c"></div>',
+    '<div style="position:fixed;inset:0;background:#cc0"></div>',
+]
+
+
+def test_nothing_bleeds_from_one_frame_into_another(cards, templates):
+    card = templates.body(cards[0])
+    with BrowserPool(find_chromium(), templates, pages=1, tile=1) as pool:
+        alone = pool.render(card)
+    with BrowserPool(find_chromium(), templates, pages=1, tile=4) as pool:
+        for spill in SPILLING:
+            jobs = [("before", card), ("spill", spill), ("after", card), ("last", card)]
+            results = {r.job_id: r for r in pool.render_many(jobs)}
+            assert {
+                j: results[j].png == alone for j in ("before", "after", "last")
+            } == dict.fromkeys(("before", "after", "last"), True), spill
+
+
+def test_a_bad_card_in_a_tile_fails_alone_and_the_others_are_rendered_again(cards, templates):
+    markup = [templates.body(card) for card in cards[:4]]
+    broken = markup[1].replace("</article>", '<img src="images/no-such-file.png"></article>')
+    with BrowserPool(find_chromium(), templates, pages=1, tile=1) as pool:
+        alone = [pool.render(m) for m in markup]
+    with BrowserPool(find_chromium(), templates, pages=1, tile=4) as pool:
+        results = {
+            r.job_id: r for r in pool.render_many(enumerate([markup[0], broken, *markup[2:]]))
+        }
+    assert results[1].png is None
+    assert "asks for images/no-such-file.png, which the design folder does not have" in (
+        results[1].error
+    )
+    assert [results[i].png for i in (0, 2, 3)] == [alone[i] for i in (0, 2, 3)]
+
+
 def test_a_browser_that_dies_mid_run_loses_no_card(cards, templates):
     markup = templates.body(cards[0])
-    with BrowserPool(find_chromium(), templates.shell(), pages=2) as pool:
+    with BrowserPool(find_chromium(), templates, pages=2) as pool:
         results = []
-        for result in pool.render_many((i, markup) for i in range(16)):
+        for result in pool.render_many((i, markup) for i in range(40)):
             results.append(result)
             if len(results) == 3:
                 pool._call(pool._browser.close())  # as if Chromium crashed, cards in flight
         assert pool.launches == 2
-    assert sorted(r.job_id for r in results) == list(range(16))
+    assert sorted(r.job_id for r in results) == list(range(40))
     assert all(r.png == results[0].png for r in results), [r.error for r in results]
 
 
@@ -136,7 +213,7 @@ def test_new_cards_cost_one_listing_and_a_put_each_and_a_rerun_nothing(
     ).open()
     calls = []
     store.client.meta.events.register("before-call.s3", lambda model, **_: calls.append(model.name))
-    with BrowserPool(find_chromium(), templates.shell(), pages=2) as pool:
+    with BrowserPool(find_chromium(), templates, pages=2) as pool:
         ctx = Context(templates.version, store.public_base_url)
         first = make_pngs(engine, store, lambda: pool, templates, ctx, "battingcard", 1)
         assert first.rendered == first.uploaded == first.cards > 0
@@ -163,7 +240,7 @@ def test_a_slow_store_holds_rendering_back_and_loses_nothing(tmp_path, templates
     monkeypatch.setattr(produce._Step, "_collect", watched)
     store = SlowStore(tmp_path / "store")
     ctx = Context(templates.version, store.public_base_url)
-    with BrowserPool(find_chromium(), templates.shell(), pages=4) as pool:
+    with BrowserPool(find_chromium(), templates, pages=4) as pool:
         report = make_pngs(engine, store, lambda: pool, templates, ctx, "battingcard", 1)
     assert report.failed == 0 and report.rendered == report.uploaded == report.cards > 0
     assert most <= 3

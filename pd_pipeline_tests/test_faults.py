@@ -123,7 +123,7 @@ def test_a_frozen_browser_is_killed_not_waited_for():
     """A browser that stops answering costs a page timeout and CLOSE_TIMEOUT_S, then is killed;
     waiting for it to close would take Playwright ~30 s."""
     templates = pages_for()
-    with BrowserPool(find_chromium(), templates.shell(), pages=2, timeout_s=2) as pool:
+    with BrowserPool(find_chromium(), templates, pages=2, timeout_s=2) as pool:
         assert pool.render("<b>warm</b>")
         frozen = chromium_pids()
         for pid in frozen:

@@ -24,8 +24,9 @@ from playwright.sync_api import Page
 from pd_pipeline import config
 from pd_pipeline.db.cards import load_cards
 from pd_pipeline.model import CARD_TYPES, Card
-from pd_pipeline.render.pages import TEXT_MAX, CardPages
+from pd_pipeline.render.pages import CardPages
 from pd_pipeline.render.validate import CardDataError, validate
+from pd_pipeline.render.view import TEXT_MAX
 from pd_pipeline.storage.keys import object_key
 from pd_pipeline_tests.helpers import (
     assert_url_opens_its_png,
@@ -278,7 +279,7 @@ def test_rendered_hostile_text_is_inert_text_in_the_shipped_fonts(run, tmp_path)
     of the network), and scripts Latin fonts lack come out in the shipped fonts, not boxes."""
     templates, store = CardPages(), config.store()
     with run.engine.connect() as conn, open_browser() as browser:
-        page = open_page(browser, templates.shell())
+        page = open_page(browser, templates)
         for (card_type, card_id), case in run.cases.items():
             if case.fails:
                 continue

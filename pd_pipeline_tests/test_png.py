@@ -13,6 +13,7 @@ from pd_pipeline.render.png import (
     decode_png,
     encode_png,
     optimise_png,
+    split_png,
     verify_png,
 )
 
@@ -141,3 +142,21 @@ def _with_idat(png: bytes, idat: bytes) -> bytes:
     chunk = struct.pack(">I", len(idat)) + b"IDAT" + idat
     chunk += struct.pack(">I", zlib.crc32(b"IDAT" + idat))
     return png[:start] + chunk + png[start + 12 + length :]
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_a_capture_of_several_cards_is_cut_into_each_cards_own_png(channels):
+    cards = [_card_like(seed, channels) for seed in range(3)]
+    capture = _png_with_filter(np.concatenate(cards), filter_type=2)  # as Chromium makes it
+    pieces = split_png(capture, 3, SIZE)
+    assert pieces == [optimise_png(_png_with_filter(card, 2), SIZE) for card in cards]
+    for piece, card in zip(pieces, cards, strict=True):
+        assert (decode_png(piece, SIZE) == card.reshape(SIZE[1], -1)).all()
+
+
+def test_a_capture_that_is_not_whole_cards_is_refused():
+    capture = _png_with_filter(np.concatenate([_card_like(0), _card_like(1)]), filter_type=2)
+    with pytest.raises(InvalidPng, match=r"PNG is 120x120, expected 120x180"):
+        split_png(capture, 3, SIZE)
+    with pytest.raises(InvalidPng, match="fails its CRC"):
+        split_png(capture[:-20] + b"\0" + capture[-19:], 2, SIZE)

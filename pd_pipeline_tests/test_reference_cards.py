@@ -46,7 +46,7 @@ def demo_cards(tmp_path_factory):
 @pytest.mark.parametrize("card_type", ["battingcard", "pitchingcard"])
 def test_demo_card_matches_its_reviewed_reference(card_type, demo_cards):
     templates = CardPages()
-    with BrowserPool(find_chromium(), templates.shell(), pages=1) as pool:
+    with BrowserPool(find_chromium(), templates, pages=1) as pool:
         png = pool.render(templates.body(demo_cards[card_type]))
     reference = REFERENCES / f"{card_type}.png"
     if UPDATE:

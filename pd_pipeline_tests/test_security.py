@@ -42,11 +42,11 @@ DAGSTER = str(Path(sys.executable).with_name("dagster"))
 # Would turn the card area red, if any script ran: an event handler, and a script in a frame.
 RED = "rgb(255, 0, 0)"
 SCRIPTS = (
-    f"<img src='data:,' onerror=\"document.getElementById('card').style.background='{RED}'\">"
-    "<iframe srcdoc=\"<script>parent.document.getElementById('card').style.background="
-    f"'{RED}'</script>\"></iframe>"
+    "<img src='data:,' onerror=\"document.getElementById('pd-frame-0').style.background="
+    f"'{RED}'\"><iframe srcdoc=\"<script>parent.document.getElementById('pd-frame-0')"
+    f".style.background='{RED}'</script>\"></iframe>"
 )
-# Transparent: its capture shows #card's own background.
+# Transparent: its capture shows the frame's own background.
 PROBE = '<div style="width:1200px;height:600px"></div>'
 
 
@@ -68,18 +68,24 @@ def server():
 CSP = re.compile(r'<meta http-equiv="Content-Security-Policy"[^>]*>\n?')
 
 
-@pytest.fixture(scope="module")
-def bare_shell(templates) -> str:
-    """The card shell without its content security policy."""
-    shell = templates.shell()
-    assert CSP.search(shell)
-    return CSP.sub("", shell)
+class BareDesign(CardPages):
+    """The shipped design, its shell without the content security policy."""
+
+    def shell(self, frames: int = 1) -> str:
+        shell = super().shell(frames)
+        assert CSP.search(shell)
+        return CSP.sub("", shell)
 
 
 @pytest.fixture(scope="module")
-def pool(bare_shell) -> Iterator[BrowserPool]:
-    """A card renderer (one page, so each card follows the last one on it)."""
-    with BrowserPool(find_chromium(), bare_shell, pages=1) as renderer:
+def bare_design() -> BareDesign:
+    return BareDesign()
+
+
+@pytest.fixture(scope="module")
+def pool(bare_design) -> Iterator[BrowserPool]:
+    """A card renderer (one page of one frame, so each card follows the last one on it)."""
+    with BrowserPool(find_chromium(), bare_design, pages=1, tile=1) as renderer:
         yield renderer
 
 
@@ -90,8 +96,8 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def open_bare_page(browser, bare_shell) -> Page:
-    return open_page(browser, bare_shell)
+def open_bare_page(browser, bare_design) -> Page:
+    return open_page(browser, bare_design)
 
 
 def _pixel(png: bytes, xy: tuple[int, int]) -> tuple[int, ...]:
@@ -100,10 +106,11 @@ def _pixel(png: bytes, xy: tuple[int, int]) -> tuple[int, ...]:
 
 
 def _scripts_run(page: Page) -> bool:
-    page.evaluate(SWAP, SCRIPTS)
+    page.evaluate(SWAP, [SCRIPTS])
     page.wait_for_timeout(300)
-    page.evaluate(SWAP, PROBE)
-    return page.evaluate("getComputedStyle(document.getElementById('card')).backgroundColor") == RED
+    page.evaluate(SWAP, [PROBE])
+    frame = "document.getElementById('pd-frame-0')"
+    return page.evaluate(f"getComputedStyle({frame}).backgroundColor") == RED
 
 
 def _loads(server) -> str:
@@ -114,7 +121,7 @@ def _loads(server) -> str:
 
 
 def _fetched(page: Page, markup: str, server) -> set[str]:
-    page.evaluate(SWAP, markup)
+    page.evaluate(SWAP, [markup])
     page.wait_for_timeout(1000)
     return set(server.paths)
 
@@ -140,7 +147,7 @@ def test_card_pages_reach_no_network(pool, open_bare_page, server):
 
 @pytest.mark.slow
 def test_the_shell_policy_alone_stops_scripts_and_fetches(browser, templates, server):
-    page = open_page(browser, templates.shell())  # JavaScript and network on
+    page = open_page(browser, templates)  # JavaScript and network on
     assert not _scripts_run(page)
     assert _fetched(page, _loads(server), server) == set()
 

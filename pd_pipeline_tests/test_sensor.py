@@ -30,9 +30,7 @@ def seasons(sqlite_url, monkeypatch):
         yield engine, instance
 
 
-def test_first_tick_registers_cardsets_and_caps_the_runs_it_launches(
-    seasons, monkeypatch, caplog
-):
+def test_first_tick_registers_cardsets_and_caps_the_runs_it_launches(seasons, monkeypatch, caplog):
     _, instance = seasons
     monkeypatch.setattr(settings, "SENSOR_MAX_RUNS_PER_TICK", 4)
     with caplog.at_level(logging.INFO):
@@ -44,9 +42,7 @@ def test_first_tick_registers_cardsets_and_caps_the_runs_it_launches(
 
 
 @pytest.mark.slow
-def test_run_keys_dedupe_the_same_work_but_never_hide_new_work(
-    seasons, s3_env
-):
+def test_run_keys_dedupe_the_same_work_but_never_hide_new_work(seasons, s3_env):
     engine, instance = seasons
     first, cursor = sensor_tick(instance)
     again, cursor = sensor_tick(instance, cursor)

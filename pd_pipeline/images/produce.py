@@ -33,6 +33,10 @@ from pd_pipeline.storage.keys import partition_key
 from pd_pipeline.storage.stores import PNG, ObjectStore
 
 log = logging.getLogger(__name__)
+# Where a PNG step's own CPU goes: planning (reading and assessing the cardset), looking the
+# store up for reuse and adoption, card markup (view, chart layout, templates), cutting and
+# re-encoding captures, verifying, hashing, uploading and confirming objects, ledger writes.
+CPU_PHASES = ("plan", "lookup", "markup", "encode", "store", "ledger")
 IO_THREADS = 8
 MAX_UPLOADS_IN_FLIGHT = 4 * IO_THREADS
 SAMPLE_PNGS = 12
@@ -54,6 +58,8 @@ class PngReport:
     failed: int = 0
     png_bytes: int = 0
     render_seconds: float = 0.0
+    # CPU seconds the pipeline spent per phase, beside Chromium's own (see `CPU_PHASES`)
+    cpu_s: Counter = field(default_factory=Counter)
     reasons: Counter = field(default_factory=Counter)  # the rule each card was found under
     failures: list[tuple[str, str]] = field(default_factory=list)  # (card label, error)
     orphans: list[str] = field(default_factory=list)  # keys no card uses (verify_objects only)
@@ -88,24 +94,30 @@ def make_pngs(
     made again, and objects in the cardset's folder that no card uses are reported as orphans.
     `logger` may be `context.log`.
     """
+    started = time.thread_time()
     plan = plan_cardset(
         engine, ctx, card_type, cardset_id, rerender_all=rerender_all, run_id=run_id
     )
     step = _Step(engine, store, pages, ctx, logger, run_id)
-    step.report = PngReport(card_type, cardset_id, cards=plan.cards, reasons=plan.reasons)
+    report = step.report = PngReport(card_type, cardset_id, cards=plan.cards, reasons=plan.reasons)
+    report.cpu_s["plan"] = time.thread_time() - started
     with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="store") as io:
         try:
+            started = time.thread_time()
             todo = plan.render
             if verify_objects:
                 todo = todo + step.lost(plan.done, io)
                 used = {w.key for w in plan.render + plan.adopt + plan.done}
-                step.report.orphans = stored.orphans(store, card_type, cardset_id, used)
-            step.report.current = plan.cards - len(todo) - len(plan.adopt)
+                report.orphans = stored.orphans(store, card_type, cardset_id, used)
+            report.current = plan.cards - len(todo) - len(plan.adopt)
             todo += step.adopt(plan.adopt, io)
-            step.render_and_store(todo if rerender_all else step.reuse(todo, io), browser, io)
+            todo = todo if rerender_all else step.reuse(todo, io)
+            report.cpu_s["lookup"] += time.thread_time() - started
+            step.render_and_store(todo, browser, io)
         finally:
             step.recorder.flush()  # whatever was confirmed is recorded, even if the step fails
-    return step.report
+            report.cpu_s["ledger"] += step.recorder.cpu_s
+    return report
 
 
 class _Step:
@@ -169,6 +181,7 @@ class _Step:
         uploads: list[Future] = []
         for result in browser().render_many(itertools.chain([first], jobs)):
             work = todo[result.job_id]
+            self.report.cpu_s["encode"] += result.encode_cpu_s
             if result.png is None:
                 self.fail(work, f"{work.card.label}: {result.error}")
             else:
@@ -184,10 +197,15 @@ class _Step:
 
     def _markup(self, todo: list[Work]) -> Iterator[tuple[int, str]]:
         for index, work in enumerate(todo):
+            started = time.thread_time()
             try:
-                yield index, self.pages.body(work.card)
+                markup = self.pages.body(work.card)
             except CardDataError as e:
                 self.fail(work, str(e))
+                continue
+            finally:
+                self.report.cpu_s["markup"] += time.thread_time() - started
+            yield index, markup
 
     def _collect(self, uploads: list[Future], *, wait: bool) -> list[Future]:
         """Record finished uploads; the ones still running, at most MAX_UPLOADS_IN_FLIGHT
@@ -204,7 +222,8 @@ class _Step:
                 self._give_up_on_a_dead_store(outcome)
                 continue
             self.store_failures_in_a_row = 0
-            sha, md5, size, uploaded = outcome
+            sha, md5, size, uploaded, cpu = outcome
+            self.report.cpu_s["store"] += cpu
             self.recorder.stored(work, sha, md5, size)
             self.report.uploaded += uploaded
             self.report.png_bytes += size
@@ -231,10 +250,11 @@ class _Step:
 
 
 def _store_one(store: ObjectStore, work: Work, png: bytes) -> tuple[Work, Any]:
-    """`(work, (sha, md5, size, uploaded))`, or `(work, error)` for a card whose PNG was not
-    stored."""
+    """`(work, (sha, md5, size, uploaded, cpu seconds))`, or `(work, error)` for a card whose
+    PNG was not stored."""
+    started = time.thread_time()
     try:
-        return work, _verify_upload_confirm(store, work, png)
+        return work, (*_verify_upload_confirm(store, work, png), time.thread_time() - started)
     except Exception as e:
         return work, e
 

@@ -1,5 +1,6 @@
 """The ledger rows a PNG step makes, buffered and written in batches (a transaction each)."""
 
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,6 +17,7 @@ class Recorder:
     def __init__(self, engine: sa.Engine, ctx: Context, run_id: str | None):
         self.engine, self.ctx, self.run_id = engine, ctx, run_id
         self.rows: list[dict[str, Any]] = []
+        self.cpu_s = 0.0  # CPU time its writes took
 
     def stored(self, work: Work, sha256: str, md5: str | None, size: int) -> None:
         now = ledger.utcnow()
@@ -37,6 +39,8 @@ class Recorder:
 
     def flush(self) -> None:
         if self.rows:
+            started = time.thread_time()
             with self.engine.begin() as conn:
                 ledger.upsert(conn, self.rows)
             self.rows.clear()
+            self.cpu_s += time.thread_time() - started

@@ -31,6 +31,7 @@ class WriteReport:
     changed: int = 0  # data changed since its PNG was made: left for the next run
     conflicts: int = 0  # image_url set by someone else since the run read the row: left alone
     gone: int = 0  # row deleted meanwhile
+    cpu_s: float = 0.0  # CPU time it took
 
     def add(self, other: "WriteReport") -> None:
         for name in ("written", "changed", "conflicts", "gone"):
@@ -40,6 +41,7 @@ class WriteReport:
 def write_back(
     engine: sa.Engine, ctx: Context, card_type: str, cardset_id: int, run_id: str | None = None
 ) -> WriteReport:
+    started = time.thread_time()
     with engine.connect() as conn:
         ids = urls.candidate_ids(conn, card_type, cardset_id)
     report = WriteReport(candidates=len(ids))
@@ -48,6 +50,7 @@ def write_back(
         _retry_lost_connection(
             lambda b=batch: report.add(_write_batch(engine, ctx, card_type, b, run_id))
         )
+    report.cpu_s = time.thread_time() - started
     return report
 
 

@@ -3,6 +3,7 @@
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 SYSTEM_CHROMIUMS = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
@@ -48,8 +49,9 @@ def ensure_chromium() -> str:
     except ChromiumNotFound:
         if not (shutil.which("apt-get") and os.geteuid() == 0):
             raise
-    print("No Chromium found; installing Debian's chromium package ...", flush=True)
+    # stdout carries only the path (make keeps it in var/.chromium); apt talks on stderr.
+    print("No Chromium found; installing Debian's chromium package ...", file=sys.stderr, flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env)
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+        subprocess.run(command, check=True, env=env, stdout=sys.stderr)
     return find_chromium()

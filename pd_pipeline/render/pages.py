@@ -1,326 +1,155 @@
-"""Card pages: autoescaped Jinja2 templates turned into the HTML the renderer screenshots.
+"""Card pages: a design (a folder of autoescaped Jinja2 templates and CSS) turned into the HTML the
+renderer captures.
 
-The renderer loads `shell()` (fonts, CSS, an empty `<main id="card">`) once per page and swaps
-each card's `body()` into `#card`; `document()` is the same page with the card already inside.
-Pages hold no script and no URL (fonts are embedded as data: URIs), and their content security
-policy lets nothing else load or run.
+A design folder holds `battingcard.html` and `pitchingcard.html` (each renders one card from
+`card`, see `view.card_view`), `card.css`, and any fonts, images or partial templates they use,
+by relative URL. The renderer's own page (`shell.html`) holds the CSS, the shipped fonts and a
+column of 1200x600 frames; the pool swaps each card's `body()` into a frame. Pages hold no script
+and reach no network: the renderer serves the design's files and the shipped fonts from an
+origin of its own, and the page's content security policy lets nothing else load or run.
+
+`version` is the content hash of everything that shapes a card (the design's files, the shell,
+the shipped fonts and the view's version): part of every card's input hash.
 """
 
-import base64
 import hashlib
+import mimetypes
 import re
-import unicodedata
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, NamedTuple
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+import jinja2
 from markupsafe import Markup
-from PIL import ImageFont
 
-from pd_pipeline.model import SIDES, Card
-from pd_pipeline.render.chart import chart
+from pd_pipeline.model import Card
+from pd_pipeline.render import fonts
 from pd_pipeline.render.validate import validate
+from pd_pipeline.render.view import VIEW_VERSION, card_view
 
 HERE = Path(__file__).parent
-TEMPLATE_DIR = HERE / "templates"
-FONT_DIR = HERE / "fonts"
+DESIGN_DIR = HERE / "design"  # the shipped design
+SHELL = HERE / "shell.html"
+REQUIRED = ("battingcard.html", "pitchingcard.html", "card.css")
+# An address outside the page: a scheme, or a protocol-relative `//host`.
+REMOTE = re.compile(r"""(?:\b[a-z][a-z0-9+.-]*:)?//[\w.-]+\.[a-z]{2,}[^\s"'()<>]*""", re.I)
+COMMENTS = re.compile(r"/\*.*?\*/|<!--.*?-->|\{#.*?#\}", re.S)
 
 
-class Face(NamedTuple):
-    """One @font-face of the card page."""
-
-    family: str
-    file: str
-    weight: str = "400"
-    # Fallback faces cover only scripts our fonts lack; Chromium decodes a face only when a
-    # card's text has a character in its range, so Latin cards never wait for CJK or emoji
-    # (the shell still carries their bytes: loaded once per page).
-    unicode_range: str | None = None
-
-
-# Families have names of their own so that a system copy of Inter or Bebas Neue can never stand
-# in for a font that failed to load. "PD Fallback" is one family made of subsets of Noto (see
-# fonts/LICENSE.txt for what each holds), each face with its range.
-FALLBACK = "PD Fallback"
-FALLBACK_FACES = (
-    (
-        "NotoSansArabic-Regular.subset.woff2",
-        "U+0600-06FF, U+0750-077F, U+200C-200F, U+FB50-FDFF, U+FE70-FEFF",
-    ),
-    ("NotoSansHebrew-Regular.subset.woff2", "U+0590-05FF, U+FB1D-FB4F"),
-    (
-        "NotoSansCJKjp-Regular.subset.woff2",
-        "U+3000-30FF, U+3130-318F, U+31F0-31FF, U+4E00-9FFF, U+AC00-D7AF, U+FF00-FFEF",
-    ),
-    (
-        "NotoColorEmoji.subset.woff2",
-        "U+200D, U+20E3, U+2190-21FF, U+2300-23FF, U+24C2, U+25A0-27BF, U+2900-297F, "
-        "U+2B00-2BFF, U+FE0F, U+1F000-1FAFF, U+E0020-E007F",
-    ),
-)
-# Each fallback face claims every weight: Chromium composes a family only from faces of the same
-# weight range (a 400 face would hide the others from bold text), and bold text gets regular
-# glyphs rather than smeared synthetic bold ones (colour emoji).
-ANY_WEIGHT = "100 900"
-FONTS = (
-    Face("PD Bebas", "BebasNeue-Regular.otf"),
-    Face("PD Inter", "Inter-Regular.woff2"),
-    Face("PD Inter", "Inter-SemiBold.woff2", "600"),
-    Face("PD Inter", "Inter-Bold.woff2", "700"),
-    Face("PD Inter", "Inter-ExtraBold.woff2", "800"),
-    *(Face(FALLBACK, file, ANY_WEIGHT, ranges) for file, ranges in FALLBACK_FACES),
-)
-FONT_TYPES = {".otf": ("font/otf", "opentype"), ".woff2": ("font/woff2", "woff2")}
-SIDE_TITLES = {
-    "battingcard": {"L": "vs LHP", "R": "vs RHP"},
-    "pitchingcard": {"L": "vs LHB", "R": "vs RHB"},
-}
-# Strat-O-Matic numbers the batter's columns 1-3 and the pitcher's 4-6.
-FIRST_COLUMN = {"battingcard": 1, "pitchingcard": 4}
-ARM_POSITIONS = {"C", "LF", "CF", "RF", "OF"}
-DASH = "\u2014"
-NAME_WIDTH_PX = 690
-NAME_SIZES_PX = (30, 78)  # smallest and largest name size; longer names end in an ellipsis
-DEFAULT_RARITY = "#8d99ae"
-# Text beyond this is clipped by the layout anyway; cutting it keeps hostile data from bloating
-# the page (SQLite does not enforce the schema's string lengths).
-TEXT_MAX = 255
-# The version of what templates are given (`card_view` and the chart layout): part of every
-# card's input hash with the templates' own content. Bump it when a change to this code changes
-# what a card shows (test_reference_cards pins the markup of its cards to it).
-VIEW_VERSION = "1"
-HEX_COLOR = re.compile(r"#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
-
-
-def tier_of(variant: int) -> int:
-    """The visual tier (0-4) of a variant: 0 for the base card, else 1-4 from a stable hash."""
-    if variant == 0:
-        return 0
-    digest = hashlib.sha256(str(int(variant)).encode()).digest()
-    return 1 + digest[0] % 4
+class DesignError(ValueError):
+    """A design that cannot make cards; the message names the file (and line) to fix."""
 
 
 class CardPages:
-    """The card page templates; `version` changes whenever anything that shapes a card does."""
+    """One card design, loaded and checked: its pages, its files, and its version."""
 
-    def __init__(self, template_dir: Path = TEMPLATE_DIR, font_dir: Path = FONT_DIR) -> None:
-        self.env = Environment(
-            loader=FileSystemLoader(template_dir),
+    def __init__(self, design_dir: Path = DESIGN_DIR) -> None:
+        self.design_dir = Path(design_dir).resolve()
+        _check_design(self.design_dir)
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(self.design_dir),
             autoescape=True,
-            undefined=StrictUndefined,
+            undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
+            auto_reload=False,  # a design is loaded once: no file checks per card
         )
-        self.version = _version(template_dir, font_dir)
-        self._font_css = Markup(_font_css(font_dir))
-        self._shell = self._page(Markup(""))
+        # Every template compiled now, partials too: a syntax error stops the design at once.
+        templates = {
+            p.relative_to(self.design_dir).as_posix() for p in self.design_dir.rglob("*.html")
+        }
+        compiled = {name: self._compile(name) for name in sorted(templates)}
+        self._templates = {name: compiled[name] for name in REQUIRED[:2]}
+        self.version = _version(self.design_dir)
+        shell = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
+        self._shell = shell.from_string(SHELL.read_text())
+        self._css = Markup((self.design_dir / "card.css").read_text())
+        self._font_css = Markup(fonts.font_css())
 
-    def shell(self) -> str:
-        """The page every card is swapped into: fonts, CSS and an empty `<main id="card">`."""
-        return self._shell
+    def shell(self, frames: int = 1) -> str:
+        """The page cards are swapped into: `frames` empty frames, one above the other."""
+        return self._page(frames, Markup(""))
 
     def body(self, card: Card) -> str:
-        """The card's markup for `#card`; raises CardDataError for data that makes no card."""
+        """The card's markup for a frame; raises CardDataError for data that makes no card."""
         validate(card)
-        template = self.env.get_template(f"{card.card_type}.html")
-        return template.render(card=card_view(card))
+        name = f"{card.card_type}.html"
+        try:
+            return self._templates[name].render(card=card_view(card))
+        except jinja2.TemplateError as e:
+            raise DesignError(f"{_where(e, name)}: {e}") from None
 
     def document(self, card: Card) -> str:
-        """A standalone page with the card in it (the shell plus `body(card)`)."""
-        return self._page(Markup(self.body(card)))
+        """A standalone page with the card in its one frame."""
+        return self._page(1, Markup(self.body(card)))
 
-    def _page(self, body: Markup) -> str:
-        return self.env.get_template("shell.html").render(font_css=self._font_css, body=body)
+    def resource(self, path: str) -> tuple[bytes, str] | None:
+        """The bytes and content type the renderer serves at ORIGIN + `path`: a file of the
+        design (`/design/...`) or a shipped font (`/fonts/...`); None for anything else."""
+        for prefix, folder in (("/design/", self.design_dir), ("/fonts/", fonts.FONT_DIR)):
+            if path.startswith(prefix):
+                file = (folder / path[len(prefix) :]).resolve()
+                if file.is_relative_to(folder) and file.is_file():
+                    kind = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+                    return file.read_bytes(), kind
+        return None
+
+    def _page(self, frames: int, body: Markup) -> str:
+        return self._shell.render(
+            origin=fonts.ORIGIN, font_css=self._font_css, design_css=self._css,
+            preload=fonts.preloaded(), frames=frames, body=body,
+        )  # fmt: skip
+
+    def _compile(self, name: str) -> jinja2.Template:
+        try:
+            return self.env.get_template(name)
+        except jinja2.TemplateSyntaxError as e:
+            file = Path(e.filename or name).name
+            raise DesignError(f"{file}:{e.lineno}: {e.message}") from None
 
 
 @cache
 def pages_for(templates_dir: str | None = None) -> CardPages:
-    """The card design: the shipped one, or the templates folder `templates_dir` (one per
-    process: loading a design reads and hashes its files)."""
-    return CardPages(Path(templates_dir) if templates_dir else TEMPLATE_DIR)
+    """The card design: the shipped one, or the folder `templates_dir` (one per process:
+    loading a design reads, checks and hashes its files)."""
+    return CardPages(Path(templates_dir) if templates_dir else DESIGN_DIR)
 
 
-def _version(template_dir: Path, font_dir: Path) -> str:
+def _check_design(folder: Path) -> None:
+    if not folder.is_dir():
+        raise DesignError(f"PD_TEMPLATES_DIR={folder} is not a folder")
+    missing = [name for name in REQUIRED if not (folder / name).is_file()]
+    if missing:
+        raise DesignError(f"the design folder {folder} has no {', '.join(missing)}")
+    for path in sorted(folder.rglob("*")):
+        if path.suffix not in (".html", ".css"):
+            continue
+        text = COMMENTS.sub(lambda m: "\n" * m.group().count("\n"), path.read_text())
+        for number, line in enumerate(text.splitlines(), 1):
+            found = REMOTE.search(line)
+            if found:
+                raise DesignError(
+                    f"{path.relative_to(folder)}:{number}: asks for {found.group()}, but card "
+                    "pages reach no network: put the file in the design folder and use a "
+                    "relative URL"
+                )
+
+
+def _where(error: jinja2.TemplateError, name: str) -> str:
+    """`file:line` of the template frame a render error came from."""
+    frame, traceback = None, error.__traceback__
+    while traceback is not None:
+        code = traceback.tb_frame.f_code
+        if code.co_filename.endswith(".html"):
+            frame = (Path(code.co_filename).name, traceback.tb_lineno)
+        traceback = traceback.tb_next
+    return f"{frame[0]}:{frame[1]}" if frame else name
+
+
+def _version(design_dir: Path) -> str:
     digest = hashlib.sha256(VIEW_VERSION.encode() + b"\0")
-    files = sorted(p for p in template_dir.rglob("*") if p.is_file())
-    files += [font_dir / face.file for face in FONTS]
+    files = sorted(p for p in design_dir.rglob("*") if p.is_file())
+    files += [SHELL, *(fonts.FONT_DIR / face.file for face in fonts.FONTS)]
     for path in files:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        name = path.relative_to(design_dir) if path.is_relative_to(design_dir) else path.name
+        digest.update(str(name).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:12]
-
-
-def _font_css(font_dir: Path) -> str:
-    return "\n".join(_font_face(face, font_dir) for face in FONTS)
-
-
-def _font_face(face: Face, font_dir: Path) -> str:
-    path = font_dir / face.file
-    mime, form = FONT_TYPES[path.suffix]
-    data = base64.b64encode(path.read_bytes()).decode()
-    scope = f"unicode-range:{face.unicode_range};" if face.unicode_range else ""
-    return (
-        f"@font-face{{font-family:'{face.family}';font-weight:{face.weight};font-style:normal;"
-        f"font-display:block;{scope}src:url(data:{mime};base64,{data}) format('{form}')}}"
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# What the templates see: plain values, already formatted.
-
-
-def card_view(card: Card) -> dict[str, Any]:
-    """Everything a card template shows, formatted (a dash where the data has none)."""
-    inputs = card.inputs
-    player, fields = inputs["player"], inputs.get("card") or {}
-    rarity = inputs.get("rarity") or {}
-    color = _color(rarity.get("color"))
-    name = player["name"].strip()[:TEXT_MAX]
-    return {
-        "type": card.card_type,
-        "name": name,
-        "name_px": _name_px(name),
-        "team": _text(player.get("mlbclub")),
-        "cardset": _text((inputs.get("cardset") or {}).get("name")),
-        "positions": [_text(p) for p in player.get("positions") or []],
-        "hand": _hand(card.card_type, fields.get("hand")),
-        "rarity": _text(rarity.get("name")),
-        "rarity_color": color,
-        "rarity_ink": _ink(color),
-        "tier": tier_of(card.variant),
-        "variant": card.variant,
-        "sides": [_side(card, side) for side in SIDES],
-        "ratings": _ratings(card.card_type, fields),
-        "fielding": [_fielding(f) for f in inputs.get("fielding") or []],
-    }
-
-
-def _side(card: Card, side: str) -> dict[str, Any]:
-    ratings = card.inputs["ratings"][side]
-    first = FIRST_COLUMN[card.card_type]
-    columns = chart(ratings, card.card_type)
-    return {
-        "title": SIDE_TITLES[card.card_type][side],
-        "stats": [(stat.upper(), _average(ratings.get(stat))) for stat in ("avg", "obp", "slg")],
-        "columns": [(first + i, rows) for i, rows in enumerate(columns)],
-    }
-
-
-def _ratings(card_type: str, f: dict[str, Any]) -> list[tuple[str, str]]:
-    if card_type == "battingcard":
-        return [
-            ("Stealing", _stealing(f)),
-            ("Bunting", _text(f.get("bunting"))),
-            ("Hit & Run", _text(f.get("hit_and_run"))),
-            ("Running", _running(f.get("running"))),
-        ]
-    return [
-        ("Starter", _text(f.get("starter_rating"))),
-        ("Relief", _text(f.get("relief_rating"))),
-        ("Closer", _text(f.get("closer_rating"))),
-        ("Hold", _signed(f.get("hold"))),
-        ("Balk", _text(f.get("balk"))),
-        ("Wild P.", _text(f.get("wild_pitch"))),
-        ("Batting", _text(f.get("batting"))),
-    ]
-
-
-def _stealing(f: dict[str, Any]) -> str:
-    low, high, jump = f.get("steal_low"), f.get("steal_high"), f.get("steal_jump")
-    if low is None or high is None:
-        return DASH
-    text = f"{low}-{high}" if low != high else str(low)
-    if f.get("steal_auto"):
-        text += " (*)"
-    if jump is not None:
-        text += " " + _decimal(jump, 2)
-    return text
-
-
-def _running(value: Any) -> str:
-    # Strat-O-Matic prints a runner as the d20 range he is safe on: "1-14".
-    return f"1-{value}" if isinstance(value, int) and value > 1 else _text(value)
-
-
-def _fielding(f: dict[str, Any]) -> str:
-    # Strat-O-Matic style: "SS-2 e12", "CF-1 (+2) e3", "C-2 (-1) e5 T-4 pb-3".
-    position = str(f.get("position") or "?").upper()
-    text = position if f.get("range") is None else f"{position}-{_text(f['range'])}"
-    if f.get("arm") is not None and position in ARM_POSITIONS:
-        text += f" ({_signed(f['arm'])})"
-    if f.get("error") is not None:
-        text += f" e{_text(f['error'])}"
-    if position == "C":
-        if f.get("overthrow") is not None:
-            text += f" T-{_text(f['overthrow'])}"
-        if f.get("pb") is not None:
-            text += f" pb-{_text(f['pb'])}"
-    return text
-
-
-def _hand(card_type: str, hand: Any) -> str:
-    if hand is None:
-        return DASH
-    verb = "Bats" if card_type == "battingcard" else "Throws"
-    return f"{verb} {'S' if hand == 'B' else hand}"
-
-
-def _average(value: Any) -> str:
-    return DASH if value is None else _decimal(value, 3)
-
-
-def _decimal(value: float, places: int) -> str:
-    # Baseball style: ".312", but "1.000".
-    text = f"{value:.{places}f}"
-    return text[1:] if text.startswith("0.") else text
-
-
-def _signed(value: Any) -> str:
-    return DASH if value is None else f"{int(value):+d}"
-
-
-def _text(value: Any) -> str:
-    if value is None or value == "":
-        return DASH
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value)[:TEXT_MAX]
-
-
-def _color(value: Any) -> str:
-    # Goes into a style attribute, so only a well-formed hex colour gets through.
-    match = HEX_COLOR.fullmatch(str(value or "").strip())
-    return f"#{match.group(1).lower()}" if match else DEFAULT_RARITY
-
-
-def _ink(color: str) -> str:
-    """Black or white text, whichever reads better on `color`."""
-    digits = color[1:] if len(color) == 7 else "".join(c * 2 for c in color[1:])
-    r, g, b = (int(digits[i : i + 2], 16) / 255 for i in (0, 2, 4))
-    luminance = 0.2126 * r**2.2 + 0.7152 * g**2.2 + 0.0722 * b**2.2
-    return "#101418" if luminance > 0.28 else "#ffffff"
-
-
-def _name_px(name: str) -> int:
-    """The biggest font size (px) at which the name fits its line, within NAME_SIZES_PX."""
-    smallest, largest = NAME_SIZES_PX
-    width_em = sum(_char_em(char) for char in name) or 1.0
-    return max(smallest, min(largest, int(NAME_WIDTH_PX / width_em)))
-
-
-@lru_cache(maxsize=4096)
-def _char_em(char: str) -> float:
-    # Bebas Neue's own advance where it has the glyph; an estimate for fallback fonts.
-    if unicodedata.combining(char):
-        return 0.0
-    if unicodedata.east_asian_width(char) in "WF":
-        # Colour emoji are wider than an em (Noto's advance is 1.25 em); CJK is one em.
-        return 1.3 if unicodedata.category(char) == "So" else 1.0
-    if ord(char) < 0x250:
-        return _bebas().getlength(char) / 100 + 0.02  # + letter-spacing
-    return 0.65
-
-
-@lru_cache(maxsize=1)
-def _bebas() -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(str(FONT_DIR / "BebasNeue-Regular.otf"), 100)

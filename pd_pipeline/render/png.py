@@ -62,11 +62,29 @@ def optimise_png(data: bytes, size: tuple[int, int] = CARD_SIZE) -> bytes:
     gives the same bytes. Kinds of PNG Chromium does not make (interlaced, palette, grey,
     16-bit) are checked and returned as they are.
     """
-    png = _parse(data, size)
+    return split_png(data, 1, size)[0]
+
+
+def split_png(data: bytes, cards: int, size: tuple[int, int] = CARD_SIZE) -> list[bytes]:
+    """One PNG per card of `data`, a capture of `cards` frames of `size` one above the other,
+    each as `optimise_png` gives it: a card's bytes are those of the card captured alone.
+
+    The whole capture is checked; its rows are unfiltered once and cut into bands of a card's
+    height, each encoded on its own (ancillary chunks go with every card)."""
+    width, height = size
+    whole = (width, height * cards)
+    png = _parse(data, whole)
     if png is None:
-        _pillow_pixels(data, size)
-        return data
-    return _encode_rows(_unfiltered_rows(png, data, size), png, (png.before, png.after))
+        _pillow_pixels(data, whole)
+        if cards > 1:
+            raise InvalidPng("only an 8-bit RGB(A) capture can be cut into cards")
+        return [data]
+    rows = _unfiltered_rows(png, data, whole)
+    card = _Png(width, height, png.channels, None, png.before, png.after)
+    return [
+        _encode_rows(rows[i * height : (i + 1) * height], card, (png.before, png.after))
+        for i in range(cards)
+    ]
 
 
 def encode_png(pixels: np.ndarray, width: int, height: int, channels: int = 3) -> bytes:

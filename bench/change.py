@@ -1,0 +1,126 @@
+"""What a small change costs: `render_pending_job` after one card's ratings change, in a cardset
+of 10 cards and in one of 10,000, every other card settled as a run leaves it.
+
+    python -m bench change [--cards 10 10000]
+
+Each cardset is filled in bulk (bench.writeback.fill), its cards made valid, then settled the
+way a run settles them, without rendering each: one real PNG is rendered and stored under every
+card's key with that card's own metadata, the ledger records it, the URLs are written. Then one
+card's ratings change and the job runs, timed, counting what it asks the store.
+"""
+
+import hashlib
+import os
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from bench.writeback import fill
+from pd_pipeline import config
+from pd_pipeline.db import ledger, schema
+from pd_pipeline.db.cards import load_cards
+from pd_pipeline.db.engine import make_engine
+from pd_pipeline.images import state
+from pd_pipeline.render.browser import BrowserPool
+from pd_pipeline.render.chromium import find_chromium
+from pd_pipeline.render.pages import pages_for
+from pd_pipeline.storage.keys import object_key
+from pd_pipeline.storage.stores import S3Store
+from pd_pipeline_tests.helpers import card_context, move_chances
+from pd_pipeline_tests.services import S3Server
+
+
+def settled_cardset(url: str, cards: int) -> sa.Engine:
+    """One cardset of `cards` valid batting cards, every one settled."""
+    engine = make_engine(url)
+    schema.create_card_tables(engine)
+    fill(engine, cards, with_ledger=False)
+    with engine.begin() as conn:  # fill's sides hold 88 chances: strikeouts make them 108
+        conn.execute(sa.update(schema.battingcardratings).values(strikeout=24.0))
+    ctx, store, design = card_context(), config.store(), pages_for()
+    with engine.connect() as conn:
+        every = load_cards(conn, "battingcard", cardset_id=1)
+    with BrowserPool(find_chromium(), design, pages=1) as pool:
+        png = pool.render(design.body(every[0]))
+    sha, now = hashlib.sha256(png).hexdigest(), ledger.utcnow()
+
+    def put(card) -> dict:
+        key = object_key("battingcard", 1, card.player_id, card.variant)
+        head = store.put(key, png, sha256=sha, input_hash=card.input_hash(ctx.template_version))
+        return state.stored(card, ctx, sha256=sha, md5=head.md5, size=len(png), now=now,
+                            run_id="seed")  # fmt: skip
+
+    with ThreadPoolExecutor(16) as io:
+        rows = list(io.map(put, every))
+    table = schema.battingcard
+    with engine.begin() as conn:
+        ledger.upsert(conn, rows)
+        conn.execute(
+            sa.update(table)
+            .where(table.c.id == sa.bindparam("b_id"))
+            .values(image_url=sa.bindparam("b_url")),
+            [{"b_id": row["card_id"], "b_url": row["url"]} for row in rows],
+        )
+        ledger.update(conn, "battingcard", [r["card_id"] for r in rows],
+                      state.written(now, "seed"))  # fmt: skip
+    return engine
+
+
+def one_change(engine: sa.Engine) -> dict:
+    """render_pending_job after one card's ratings change: seconds and store requests."""
+    import dagster as dg
+
+    from pd_pipeline.definitions import build_defs
+
+    requests: Counter = Counter()
+    for name in ("head", "get", "put", "list"):
+        original = getattr(S3Store, name)
+
+        def counted(self, *args, _name=name, _original=original, **kwargs):
+            requests[_name] += 1
+            return _original(self, *args, **kwargs)
+
+        setattr(S3Store, name, counted)
+    with engine.connect() as conn:
+        card_id = conn.scalar(sa.select(schema.battingcard.c.id).limit(1))
+    move_chances(engine, card_id)
+    job = build_defs().resolve_job_def("render_pending_job")
+    with dg.DagsterInstance.ephemeral() as instance:
+        started = time.monotonic()
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+        seconds = time.monotonic() - started
+    rendered = sum(
+        e.materialization.metadata["rendered"].value
+        for e in result.get_asset_materialization_events()
+        if "rendered" in e.materialization.metadata
+    )
+    return {"success": result.success, "seconds": seconds, "rendered": rendered,
+            "store_requests": dict(requests)}  # fmt: skip
+
+
+def run(sizes: list[int], work: Path) -> dict:
+    work.mkdir(parents=True, exist_ok=True)
+    s3 = S3Server().start()
+    results = {}
+    try:
+        for cards in sizes:
+            database = work / f"change-{cards}.db"
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{database}{suffix}").unlink(missing_ok=True)
+            os.environ.update({"PD_DATABASE_URL": f"sqlite:///{database}", **s3.settings()})
+            started = time.monotonic()
+            engine = settled_cardset(os.environ["PD_DATABASE_URL"], cards)
+            print(f"{cards} cards settled in {time.monotonic() - started:.0f}s", flush=True)
+            results[cards] = one_change(engine)
+            engine.dispose()
+            print(f"{cards} cards, one changed: {results[cards]}", flush=True)
+    finally:
+        s3.stop()
+    small, big = min(sizes), max(sizes)
+    ratio = results[big]["seconds"] / results[small]["seconds"]
+    took = {cards: f"{results[cards]['seconds']:.1f}s in {cards:,} cards" for cards in sizes}
+    print(f"a one-card change: {took[big]}, {took[small]}: {ratio:.2f}x (target <= 2x)")
+    return {"runs": results, "ratio": ratio}

@@ -1,0 +1,80 @@
+"""Insert to URL: how long a new card waits for its image, with `dagster dev` and default settings.
+
+    python -m bench latency [--inserts 20] [--every 3]
+
+Starts `dagster dev` (webserver and daemon: the sensor launches the runs) on a fresh
+DAGSTER_HOME, a small seeded card database and an S3 server, waits until the seeded cards have
+their URLs, then inserts new variant rows one at a time, as another tool would, and times each
+from its insert to its URL being written.
+"""
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from pd_pipeline_tests.helpers import add_variant, image_urls, seed_small_demo
+from pd_pipeline_tests.services import S3Server, dagster_env, free_port, process_group
+
+DAGSTER = str(Path(sys.executable).with_name("dagster"))
+
+
+def run(inserts: int, every: float) -> dict:
+    work = Path(tempfile.mkdtemp(prefix="pd-latency-"))
+    url = f"sqlite:///{work / 'cards.db'}"
+    engine = seed_small_demo(url, players=4)
+    home = work / "dagster_home"
+    home.mkdir()
+    s3 = S3Server().start()
+    env = dagster_env(url, home, **s3.settings())
+    command = [DAGSTER, "dev", "-m", "pd_pipeline", "-p", str(free_port()), "-h", "127.0.0.1"]
+    try:
+        with process_group(command, work / "dagster-dev.log", env):
+            started = time.monotonic()
+            _wait(lambda: all(image_urls(engine).values()), 300, "the seeded cards")
+            print(
+                f"seeded cards rendered {time.monotonic() - started:.0f}s after start", flush=True
+            )
+            waiting: dict[int, float] = {}
+            latencies: list[float] = []
+            for n in range(inserts):
+                waiting[add_variant(engine, variant=900_000_000 + n)] = time.monotonic()
+                deadline = time.monotonic() + every
+                while time.monotonic() < deadline or (n == inserts - 1 and waiting):
+                    latencies += _arrived(engine, waiting)
+                    time.sleep(0.2)
+                    if time.monotonic() - min(waiting.values(), default=time.monotonic()) > 300:
+                        raise RuntimeError(f"{len(waiting)} variants got no URL within 300 s")
+    finally:
+        s3.stop()
+    ordered = sorted(latencies)
+    summary = {
+        "inserts": inserts,
+        "every_s": every,
+        "p50_s": statistics.median(ordered),
+        "p95_s": ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))],
+        "max_s": ordered[-1],
+        "latencies_s": latencies,
+        "log": str(work / "dagster-dev.log"),
+    }
+    print(
+        f"insert to URL over {inserts} variants, one every {every:g}s: p50 "
+        f"{summary['p50_s']:.1f}s, p95 {summary['p95_s']:.1f}s, max {summary['max_s']:.1f}s "
+        "(targets: p50 <= 15 s, p95 <= 30 s)"
+    )
+    return summary
+
+
+def _arrived(engine, waiting: dict[int, float]) -> list[float]:
+    urls = image_urls(engine)
+    done = [card_id for card_id in waiting if urls.get(card_id)]
+    return [time.monotonic() - waiting.pop(card_id) for card_id in done]
+
+
+def _wait(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not within {timeout:.0f}s: {what}")
+        time.sleep(1)
