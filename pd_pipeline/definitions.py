@@ -1,5 +1,6 @@
 import dagster as dg
 
+from pd_pipeline.alert_sensors import backlog_alert, run_failure_alert
 from pd_pipeline.assets import card_assets
 from pd_pipeline.checks import url_checks
 from pd_pipeline.jobs import card_images_job, render_pending_job
@@ -14,7 +15,7 @@ def build_defs() -> dg.Definitions:
         assets=card_assets,
         asset_checks=url_checks,
         jobs=[card_images_job, render_pending_job],
-        sensors=[pending_images_sensor],
+        sensors=[pending_images_sensor, run_failure_alert, backlog_alert],
         schedules=[nightly_reconcile_schedule],
         resources=resources_from_env(),
         # UI and backfill runs use the implicit asset job: one process, so one warm Chromium

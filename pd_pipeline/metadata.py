@@ -94,7 +94,8 @@ def png_metadata(reports: list[PngReport]) -> dict[str, Any]:
     return metadata
 
 
-SUMMARY_COUNTS = ("cards", "current", "adopted", "reused", "rendered", "uploaded", "failed")
+SUMMARY_COUNTS = ("cards", "current", "adopted", "reused", "rendered", "uploaded", "failed",
+                  "old_design")  # fmt: skip
 
 
 def summary_markdown(reports: list[PngReport]) -> dg.MarkdownMetadataValue:

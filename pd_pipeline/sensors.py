@@ -1,18 +1,28 @@
 """`pending_images_sensor`: notices cards that need an image and launches cardset runs for them."""
 
 import json
+import time
 
 import dagster as dg
 import sqlalchemy as sa
 
 from pd_pipeline import settings
 from pd_pipeline.db import schema
-from pd_pipeline.db.backlog import backlog
+from pd_pipeline.db.backlog import Backlog, backlog, old_design
+from pd_pipeline.images.state import Context
 from pd_pipeline.images.sweep import sweep
 from pd_pipeline.jobs import card_images_job
 from pd_pipeline.model import CARD_TYPES
 from pd_pipeline.partitions import cardsets
 from pd_pipeline.resources import CardDatabase, CardRenderer, CardStore
+from pd_pipeline.retries import (
+    ATTEMPT_TAG,
+    SIGNATURE_TAG,
+    WILL_RETRY_TAG,
+    Decision,
+    LastRun,
+    decide,
+)
 from pd_pipeline.steps import Opened
 from pd_pipeline.storage.keys import partition_key
 
@@ -22,6 +32,7 @@ IN_FLIGHT = [
     dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,
 ]
+ROLLOUT_TAG = "pd/rollout"
 
 
 def partitions_in_flight(instance: dg.DagsterInstance) -> set[str]:
@@ -39,12 +50,72 @@ def partitions_in_flight(instance: dg.DagsterInstance) -> set[str]:
     return busy
 
 
+def last_run(instance: dg.DagsterInstance, partition: str) -> LastRun | None:
+    """The newest run this sensor launched for the cardset (or the instance retried for it)."""
+    records = instance.get_run_records(
+        dg.RunsFilter(job_name=card_images_job.name, tags={"dagster/partition": partition}),
+        limit=5,
+    )
+    for record in records:
+        run = record.dagster_run
+        if SIGNATURE_TAG not in run.tags:
+            continue  # launched from the UI or a backfill: not the sensor's to relaunch
+        return LastRun(
+            run.run_id, run.tags[SIGNATURE_TAG], int(run.tags.get(ATTEMPT_TAG, "1")),
+            run.status.value, run.tags.get(WILL_RETRY_TAG) == "true",
+            record.end_time or record.update_timestamp.timestamp(),
+        )  # fmt: skip
+    return None
+
+
+def rollout_request(
+    instance: dg.DagsterInstance, engine: sa.Engine, ctx: Context, blocked: set[str], now: float
+) -> tuple[dg.RunRequest | None, str]:
+    """The next rollout run, if one is due (one at a time, in a cardset where nothing else
+    waits), and what the tick says of the rollout."""
+    going = instance.get_runs(
+        dg.RunsFilter(statuses=IN_FLIGHT, tags={ROLLOUT_TAG: "true"}), limit=1
+    )
+    if going:
+        run, where = going[0], going[0].tags.get("dagster/partition")
+        return None, f"; rolling out the design: run {run.run_id[:8]} on {where}"
+    with engine.connect() as conn:
+        left = old_design(conn, ctx.template_version)
+    if not left:
+        return None, ""
+    said = f"; {sum(left.values())} cards in {len(left)} cardsets are in an older design"
+    if settings.ROLLOUT != "auto":
+        return None, said + " (PD_ROLLOUT=manual: a run with roll_out re-renders them)"
+    per_type = settings.ROLLOUT_CARDS_PER_RUN
+    for cardset_id, count in sorted(left.items()):
+        partition = partition_key(cardset_id)
+        signature = f"rollout-{ctx.template_version[:12]}-{count}"
+        decision = decide(partition, signature, last_run(instance, partition), now)
+        if partition in blocked or not decision.launch:
+            continue
+        request = dg.RunRequest(
+            partition_key=partition,
+            run_key=decision.run_key,
+            run_config={
+                "ops": {f"{t}_pngs": {"config": {"roll_out": per_type}} for t in CARD_TYPES}
+            },
+            tags={
+                ROLLOUT_TAG: "true",
+                SIGNATURE_TAG: signature,
+                ATTEMPT_TAG: str(decision.attempt),
+            },
+        )
+        return request, said + f"; rolling out {partition}: {per_type} cards per card type a run"
+    return None, said
+
+
 @dg.sensor(
     job=card_images_job,
     minimum_interval_seconds=settings.SENSOR_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Finds cardsets with cards needing an image (NULL image_url, new variants, "
-    "stale data, non-canonical URLs) and requests a card_images_job run for each.",
+    "stale data, non-canonical URLs) and requests a card_images_job run for each; work a run "
+    "left waiting (an outage) is launched again with backoff.",
 )
 def pending_images_sensor(
     context: dg.SensorEvaluationContext,
@@ -67,29 +138,59 @@ def pending_images_sensor(
     registered = set(context.instance.get_dynamic_partitions(cardsets.name))
     new = sorted({partition_key(i) for i in known | set(waiting)} - registered)
     busy = partitions_in_flight(context.instance)
-    ready = [b for _, b in sorted(waiting.items()) if partition_key(b.cardset_id) not in busy]
     room = max(0, settings.SENSOR_MAX_RUNS_IN_FLIGHT - len(busy))
-    launch = ready[: min(settings.SENSOR_MAX_RUNS_PER_TICK, room)]
+    allowed = min(settings.SENSOR_MAX_RUNS_PER_TICK, room)
+    launch: list[tuple[Backlog, Decision]] = []
+    held: list[tuple[str, Decision]] = []
+    deferred = 0
+    now = time.time()
+    for _, b in sorted(waiting.items()):
+        partition = partition_key(b.cardset_id)
+        if partition in busy:
+            continue
+        if len(launch) >= allowed:
+            deferred += 1
+            continue
+        decision = decide(partition, b.signature, last_run(context.instance, partition), now)
+        if decision.launch:
+            launch.append((b, decision))
+        else:
+            held.append((partition, decision))
     requests = [
         dg.RunRequest(
             partition_key=partition_key(b.cardset_id),
-            # The key names the work: the same backlog is never launched twice, new work always is.
-            run_key=f"{partition_key(b.cardset_id)}:{b.signature}",
-            tags={"pd/missing": str(b.missing), "pd/flagged": str(b.flagged)},
+            # The key names the work: the same backlog is never launched twice, new work always
+            # is, and work a failed run left is launched again under its attempt's key.
+            run_key=d.run_key,
+            tags={
+                "pd/missing": str(b.missing),
+                "pd/flagged": str(b.flagged),
+                SIGNATURE_TAG: b.signature,
+                ATTEMPT_TAG: str(d.attempt),
+            },  # fmt: skip
         )
-        for b in launch
+        for b, d in launch
     ]
     summary = (
         f"{len(waiting)} cardsets with cards waiting ({sum(b.missing for b in waiting.values())} "
         f"with no URL, {sum(b.flagged for b in waiting.values())} flagged in the ledger, {stale} "
         f"flagged by this tick's sweep); {len(busy)} cardsets already running"
     )
-    if len(ready) > len(launch):
+    if deferred:
         summary += (
-            f"; launching {len(launch)} runs now, {len(ready) - len(launch)} cardsets deferred to "
-            f"later ticks (at most {settings.SENSOR_MAX_RUNS_PER_TICK} per tick and "
+            f"; launching {len(requests)} runs now, {deferred} cardsets deferred to later ticks "
+            f"(at most {settings.SENSOR_MAX_RUNS_PER_TICK} per tick and "
             f"{settings.SENSOR_MAX_RUNS_IN_FLIGHT} in flight)"
         )
+    elif requests:
+        summary += f"; launching {len(requests)} runs"
+    if held:
+        summary += "; not launched now: " + "; ".join(f"{p}: {d.why}" for p, d in held)
+    blocked = busy | {partition_key(i) for i in waiting}  # new and changed cards go first
+    rollout, said = rollout_request(context.instance, engine, res.ctx, blocked, now)
+    if rollout and len(requests) < allowed:
+        requests.append(rollout)
+    summary += said
     context.log.info(summary)
     return dg.SensorResult(
         run_requests=requests,

@@ -23,6 +23,19 @@ SENSOR_MAX_RUNS_IN_FLIGHT = _int("PD_SENSOR_MAX_RUNS_IN_FLIGHT", 8)
 # Cards per type the sensor re-checks each tick for stale data or URLs (a rolling window).
 SENSOR_SWEEP_CARDS = _int("PD_SENSOR_SWEEP_CARDS", 500)
 
+# Work a run left waiting (an outage) is launched again after this, doubling per attempt up to
+# the cap, each stretched by up to 20% (`retries.py`).
+RETRY_BACKOFF_SECONDS = _int("PD_RETRY_BACKOFF_SECONDS", 30)
+RETRY_BACKOFF_MAX_SECONDS = _int("PD_RETRY_BACKOFF_MAX_SECONDS", 900)
+
+# A new design (or PD_ADOPT=replace) makes cards stale by design: `auto` re-renders them in
+# rollout runs the sensor launches one at a time, ROLLOUT_CARDS_PER_RUN cards per type each,
+# whenever no new or changed card waits in that cardset; `manual` waits for an operator's run.
+ROLLOUT = os.environ.get("PD_ROLLOUT") or "auto"
+if ROLLOUT not in ("auto", "manual"):
+    raise ValueError(f"PD_ROLLOUT={ROLLOUT!r}: use auto or manual")
+ROLLOUT_CARDS_PER_RUN = _int("PD_ROLLOUT_CARDS_PER_RUN", 200)
+
 # Freshness of the image_url assets: warn, then fail, when not materialized for this long.
 FRESHNESS_WARN = dt.timedelta(hours=_int("PD_FRESHNESS_WARN_HOURS", 6))
 FRESHNESS_FAIL = dt.timedelta(hours=_int("PD_FRESHNESS_FAIL_HOURS", 24))

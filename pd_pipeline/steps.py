@@ -30,6 +30,13 @@ class PngConfig(dg.Config):
         description="Render every card again, not only missing or stale ones (identical bytes "
         "are not uploaded again, so URLs change only where pixels do).",
     )
+    roll_out: int = Field(
+        default=0,
+        description="Cards stale only by design (a new design, PD_ADOPT=replace) this run "
+        "renders again per card type, after every new and changed card: a rollout's pace. "
+        "pending_images_sensor's rollout runs set it (PD_ROLLOUT_CARDS_PER_RUN); with 0 they "
+        "wait, and new work never waits behind them.",
+    )
     verify_objects: bool = Field(
         default=False,
         description="Also check the stored object of every card needing nothing (re-making "
@@ -50,7 +57,8 @@ class Opened:
     @classmethod
     def of(cls, card_db: CardDatabase, card_store: CardStore, renderer: CardRenderer) -> "Opened":
         store, pages = card_store.open(), renderer.card_pages()
-        ctx = Context(pages.version, store.public_base_url, card_store.adopt)
+        ctx = Context(pages.version, store.public_base_url, card_store.adopt,
+                      card_store.adopt_outside)  # fmt: skip
         return cls(card_db.engine(), store, pages, ctx, renderer)
 
     @classmethod
@@ -65,8 +73,8 @@ def pngs(
 ) -> PngReport:
     return make_pngs(
         res.engine, res.store, res.renderer.browser, res.pages, res.ctx, card_type, cardset_id,
-        rerender_all=config.rerender_all, verify_objects=config.verify_objects, logger=log,
-        run_id=run_id,
+        rerender_all=config.rerender_all, roll_out=config.roll_out,
+        verify_objects=config.verify_objects, logger=log, run_id=run_id,
     )  # fmt: skip
 
 

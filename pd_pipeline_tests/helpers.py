@@ -45,16 +45,19 @@ def run_keys(result: dg.SensorResult) -> dict[str, str]:
     return {r.partition_key: r.run_key for r in result.run_requests}
 
 
-def run_partition(instance: dg.DagsterInstance, partition: str = "cardset-001", **run_config):
+def run_partition(
+    instance: dg.DagsterInstance, partition: str = "cardset-001", tags=None, **run_config
+):
     """card_images_job for one cardset, on `instance`, with resources from the environment."""
     instance.add_dynamic_partitions("cardsets", [partition])
     job = build_defs().resolve_job_def("card_images_job")
-    return job.execute_in_process(
-        instance=instance, partition_key=partition, raise_on_error=False, run_config=run_config
-    )
+    return job.execute_in_process(instance=instance, partition_key=partition, raise_on_error=False,
+                                  run_config=run_config, tags=tags)  # fmt: skip
 
 
-def materialize(instance: dg.DagsterInstance, *assets: str, partition: str = "cardset-001"):
+def materialize(
+    instance: dg.DagsterInstance, *assets: str, partition: str = "cardset-001", run_config=None
+):
     """Some of card_images_job's assets, without their checks, for one cardset."""
     instance.add_dynamic_partitions("cardsets", [partition])
     job = build_defs().resolve_job_def("card_images_job")
@@ -62,7 +65,7 @@ def materialize(instance: dg.DagsterInstance, *assets: str, partition: str = "ca
         asset_selection={dg.AssetKey(a) for a in assets}, asset_check_selection=set()
     )
     return subset.execute_in_process(
-        instance=instance, partition_key=partition, raise_on_error=False
+        instance=instance, partition_key=partition, raise_on_error=False, run_config=run_config
     )
 
 

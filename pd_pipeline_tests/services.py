@@ -1,11 +1,15 @@
 """Real services for the tests: a moto S3 server process on loopback, and PostgreSQL databases."""
 
+import contextlib
 import http.client
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -223,3 +227,71 @@ class FlakyS3:
             do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _any
 
         return Handler
+
+
+class OwnPostgres:
+    """A PostgreSQL server of the test's own (initdb in a temporary folder, a free port), which
+    the test may stop and start again: an outage of the card database."""
+
+    def __init__(self) -> None:
+        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+        if not bins:
+            pytest.skip("PostgreSQL server binaries are not installed")
+        self.bin = bins[-1]
+        self.port = free_port()
+        self.data = Path(tempfile.mkdtemp(prefix="pd-pg-")) / "data"
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _as_postgres(self, *args: str) -> None:
+        # The server refuses to run as root; as root, run it as the postgres user.
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run(prefix + list(args), check=True, capture_output=True, timeout=60)
+
+    def init(self) -> "OwnPostgres":
+        if os.geteuid() == 0:
+            shutil.chown(self.data.parent, "postgres")
+        self._as_postgres(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust",
+                          "-U", "postgres")  # fmt: skip
+        return self.start()
+
+    def start(self) -> "OwnPostgres":
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data}"
+        self._as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options,
+                          "-l", str(self.data / "server.log"), "-w", "start")  # fmt: skip
+        return self
+
+    def stop(self) -> None:
+        self._as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w",
+                          "stop")  # fmt: skip
+
+    def remove(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop()
+        shutil.rmtree(self.data.parent, ignore_errors=True)
+
+
+class Webhook:
+    """A chat webhook on loopback (Slack's and Discord's incoming webhooks take a JSON POST):
+    records every body it receives."""
+
+    def __init__(self) -> None:
+        self.posts: list[dict] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                hook.posts.append(json.loads(body))
+                self.send_response(204)
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/alerts"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

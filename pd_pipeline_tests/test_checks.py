@@ -2,6 +2,7 @@
 a run repairs it."""
 
 import datetime as dt
+import hashlib
 
 import dagster as dg
 import pytest
@@ -10,6 +11,8 @@ import sqlalchemy as sa
 from pd_pipeline import config
 from pd_pipeline.db import schema
 from pd_pipeline.definitions import build_defs
+from pd_pipeline.steps import RECONCILE_TAG
+from pd_pipeline.storage.keys import token
 from pd_pipeline_tests.helpers import image_urls, move_chances, run_partition
 
 pytestmark = pytest.mark.slow
@@ -62,6 +65,7 @@ def _break_every_check(engine) -> dict[str, int]:
     return broken
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the checks, not the database
 def test_each_check_fails_on_a_broken_database_and_passes_after_a_run(seeded):
     engine, instance = seeded.engine, seeded.instance
     assert run_partition(instance).success
@@ -96,3 +100,36 @@ def test_each_check_fails_on_a_broken_database_and_passes_after_a_run(seeded):
     assert repaired.success
     assert all(c.passed for c in _checks(repaired).values())
     assert all(image_urls(engine).values())
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the store is what is tampered
+def test_the_reconcile_remakes_tampered_lost_and_stripped_objects(seeded, s3_env, s3_server):
+    engine, instance = seeded.engine, seeded.instance
+    assert run_partition(instance).success
+    entry = schema.card_render
+    with engine.connect() as conn:
+        keys = list(conn.scalars(sa.select(entry.c.object_key).where(
+            entry.c.card_type == "battingcard").order_by(entry.c.card_id).limit(4)))  # fmt: skip
+    tampered, deleted, stripped, other = keys
+    s3, bucket = s3_server.client(), s3_env["bucket"]
+    meta = s3.head_object(Bucket=bucket, Key=tampered)["Metadata"]
+    another = s3.get_object(Bucket=bucket, Key=other)["Body"].read()
+    # Another card's valid PNG under this card's key, its metadata left as it was.
+    s3.put_object(Bucket=bucket, Key=tampered, Body=another, ContentType="image/png", Metadata=meta)
+    s3.delete_object(Bucket=bucket, Key=deleted)
+    own = s3.get_object(Bucket=bucket, Key=stripped)["Body"].read()
+    s3.put_object(Bucket=bucket, Key=stripped, Body=own, ContentType="image/png")  # no metadata
+
+    verify = {"config": {"verify_objects": True}}
+    ops = {"battingcard_pngs": verify, "pitchingcard_pngs": verify}
+    reconcile = run_partition(instance, tags={RECONCILE_TAG: "tonight"}, ops=ops)
+    assert reconcile.success
+    checks = _checks(reconcile)
+    assert all(c.passed for c in checks.values()), {n: c.metadata for n, c in checks.items()}
+    urls = image_urls(engine)
+    for key in (tampered, deleted, stripped):
+        url = next(u for u in urls.values() if key in u)
+        data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        assert url.endswith(f"?d={token(hashlib.sha256(data).hexdigest())}"), key
+        assert s3.head_object(Bucket=bucket, Key=key)["Metadata"].get("sha256"), key
+    assert s3.get_object(Bucket=bucket, Key=tampered)["Body"].read() != another

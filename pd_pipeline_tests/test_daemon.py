@@ -1,13 +1,17 @@
-"""With nobody launching anything, the real daemon keeps every card's image current.
+"""With nobody launching anything, the real daemon keeps every card's image current, and heals
+after outages.
 
-`dagster dev` (webserver + daemon) runs on a temporary DAGSTER_HOME against a seeded database and a
-local S3 server; the test only edits the card database, as other tools do, and waits.
+`dagster dev` (webserver + daemon, no run retries configured) runs on a temporary DAGSTER_HOME
+against a card database on a PostgreSQL server of the test's own and an S3 server on loopback.
+The test only edits the card database, as other tools do, stops and starts the servers, and
+waits: the store is down when the sensor first launches runs, then the card database is.
 """
 
 import sys
 import time
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from pd_pipeline_tests.helpers import (
@@ -18,7 +22,14 @@ from pd_pipeline_tests.helpers import (
     move_chances,
     seed_small_demo,
 )
-from pd_pipeline_tests.services import dagster_env, free_port, process_group
+from pd_pipeline_tests.services import (
+    OwnPostgres,
+    S3Server,
+    dagster_env,
+    free_port,
+    process_group,
+    s3_settings,
+)
 
 pytestmark = pytest.mark.slow
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -35,41 +46,66 @@ def wait_for(condition, what: str, timeout: float = DEADLINE_S):
     raise AssertionError(f"not within {timeout:.0f}s: {what}")
 
 
+def _failed_runs(home: Path) -> int:
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        return len(instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE])))
+
+
 @pytest.fixture
-def dagster_dev(sqlite_url, s3_env, tmp_path):
-    engine = seed_small_demo(sqlite_url, players=4)
+def servers(monkeypatch):
+    """The card database's server, up; the object store's, not started yet (it is down)."""
+    database, s3 = OwnPostgres().init(), S3Server()
+    for name, value in s3_settings(s3.endpoint_url, "cards").items():
+        monkeypatch.setenv(name, value)
+    yield database, s3
+    s3.stop()
+    database.remove()
+
+
+def test_the_daemon_keeps_every_card_image_current_and_heals_after_outages(servers, tmp_path):
+    database, s3 = servers
+    engine = seed_small_demo(database.url, players=4)
     home = tmp_path / "dagster_home"
     home.mkdir()
-    env = dagster_env(sqlite_url, home, PD_SENSOR_INTERVAL_SECONDS="5")
+    env = dagster_env(database.url, home, PD_SENSOR_INTERVAL_SECONDS="3",
+                      PD_RETRY_BACKOFF_SECONDS="4")  # fmt: skip
     command = [DAGSTER, "dev", "-m", "pd_pipeline", "-p", str(free_port()), "-h", "127.0.0.1"]
     with process_group(command, tmp_path / "dagster-dev.log", env):
-        yield engine
+        # (1) the store is down as the first runs go: they fail; once it is back, the sensor
+        # launches their work again (backoff), and every card gets its URL
+        wait_for(lambda: _failed_runs(home) >= 1, "a run failing on the store outage", 90)
+        s3.start()
+        s3.client().create_bucket(Bucket="cards")
+        took = wait_for(lambda: all(image_urls(engine).values()), "every URL after the outage", 180)
+        print(f"store back: every card has its URL {took:.0f}s later")
 
+        # (2) at once: a new variant row with a NULL image_url, changed ratings on another card,
+        # and a new cardset: each gets a correct URL (changed ratings: a new token)
+        variant = add_variant(engine, variant=424242)
+        edited = min(image_urls(engine))
+        before = image_urls(engine)[edited]
+        move_chances(engine, edited, amount=2.0)
+        newcomer = add_cardset(engine, cardset_id=7)
+        took = wait_for(
+            lambda: (
+                image_urls(engine)[variant]
+                and image_urls(engine)[newcomer]
+                and image_urls(engine)[edited] != before
+            ),
+            "URLs for the new variant, the new ratings and the new cardset",
+        )
+        urls = image_urls(engine)
+        assert urls[edited].split("?")[0] == before.split("?")[0]
+        assert "/cards/cardset-007/" in urls[newcomer]
+        for card_id in (variant, edited, newcomer):
+            assert_url_opens_its_png(urls[card_id])
+        print(f"new variant, changed ratings, new cardset: {took:.0f}s")
 
-def test_the_daemon_keeps_every_card_image_current(dagster_dev):
-    engine = dagster_dev
-    initial = wait_for(lambda: all(image_urls(engine).values()), "the seeded backlog rendered")
-    print(f"seeded backlog rendered in {initial:.0f}s")
-
-    # (1) a new variant row with a NULL image_url gets a correct URL
-    variant = add_variant(engine, variant=424242)
-    took = wait_for(lambda: image_urls(engine)[variant], "the new variant's URL")
-    assert_url_opens_its_png(image_urls(engine)[variant])
-    print(f"new variant: {took:.0f}s")
-
-    # (2) changed ratings get a new image and a new URL token
-    edited = min(image_urls(engine))
-    before = image_urls(engine)[edited]
-    move_chances(engine, edited, amount=2.0)
-    took = wait_for(lambda: image_urls(engine)[edited] != before, "a new URL for edited ratings")
-    after = image_urls(engine)[edited]
-    assert after.split("?")[0] == before.split("?")[0] and after != before
-    assert_url_opens_its_png(after)
-    print(f"changed ratings: {took:.0f}s")
-
-    # (3) a new cardset becomes a partition and is rendered
-    newcomer = add_cardset(engine, cardset_id=7)
-    took = wait_for(lambda: image_urls(engine)[newcomer], "the new cardset's card URL")
-    assert "/cards/cardset-007/" in image_urls(engine)[newcomer]
-    assert_url_opens_its_png(image_urls(engine)[newcomer])
-    print(f"new cardset: {took:.0f}s")
+        # (5) the card database goes away just after a new variant arrives, and comes back
+        late = add_variant(engine, variant=515151)
+        database.stop()
+        time.sleep(10)  # ticks, and any run launched just before, meet a dead database
+        database.start()
+        took = wait_for(lambda: image_urls(engine)[late], "the variant's URL after the outage", 180)
+        print(f"database back: the new variant has its URL {took:.0f}s later")
+    engine.dispose()

@@ -55,7 +55,11 @@ def test_definitions_load_and_keep_their_names():
           for step in ("pngs", "image_urls", "image_checks")),
     }  # fmt: skip
     assert {j.name for j in defs.jobs} == {"card_images_job", "render_pending_job"}
-    assert {s.name for s in defs.sensors} == {"pending_images_sensor"}
+    assert {s.name for s in defs.sensors} == {
+        "pending_images_sensor",
+        "run_failure_alert",
+        "backlog_alert",
+    }
     assert {s.name for s in defs.schedules} == {"nightly_reconcile_schedule"}
 
 

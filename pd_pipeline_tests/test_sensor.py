@@ -3,6 +3,7 @@ become partitions, run keys dedupe without hiding new work, no second run for a 
 flight, and a first tick on a big backlog launches a bounded number of runs and says so."""
 
 import logging
+import re
 
 import dagster as dg
 import pytest
@@ -12,12 +13,15 @@ from pd_pipeline import settings
 from pd_pipeline.db import schema
 from pd_pipeline.definitions import build_defs
 from pd_pipeline_tests.helpers import (
+    add_variant,
+    image_urls,
     move_chances,
     run_keys,
     run_partition,
     seed_small_demo,
     sensor_tick,
 )
+from pd_pipeline_tests.services import free_port
 
 SEASONS = (2004, 2005, 2006, 2007, 2008, 2009)
 
@@ -99,3 +103,40 @@ def test_an_idle_database_gives_a_skip_reason(seasons, s3_env):
     result, _ = sensor_tick(instance)
     assert not result.run_requests
     assert result.skip_reason.skip_message.startswith("Nothing to launch: 0 cardsets")
+
+
+@pytest.mark.slow
+def test_work_a_failed_run_left_is_relaunched_with_backoff_but_a_bad_card_is_not(
+    seasons, s3_env, monkeypatch, caplog
+):
+    engine, instance = seasons
+    first, _ = sensor_tick(instance)
+    request = next(r for r in first.run_requests if r.partition_key == "cardset-001")
+    # The store is down while the run goes: it fails without writing anything.
+    monkeypatch.setenv("PD_S3_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    assert not run_partition(instance, tags=request.tags).success
+
+    # The same work waits: no run now, and the tick says until when.
+    monkeypatch.setattr(settings, "RETRY_BACKOFF_SECONDS", 600)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        again, _ = sensor_tick(instance, log=caplog.handler)
+    assert "cardset-001" not in run_keys(again)
+    assert re.search(r"cardset-001: its run \S+ failed; attempt 2 is due in \d+ s", caplog.text)
+
+    # Once the backoff has passed, the same work goes again under its attempt's key.
+    monkeypatch.setattr(settings, "RETRY_BACKOFF_SECONDS", 0)
+    retry, _ = sensor_tick(instance)
+    assert run_keys(retry)["cardset-001"] == request.run_key + ":2"
+    relaunch = next(r for r in retry.run_requests if r.partition_key == "cardset-001")
+    assert relaunch.tags["pd/attempt"] == "2"
+
+    # The store is back. The run fails its ERROR check on a card with bad data, but that card
+    # does not make its cardset relaunch: it waits for its data to change.
+    monkeypatch.setenv("PD_S3_ENDPOINT_URL", s3_env["PD_S3_ENDPOINT_URL"])
+    bad = add_variant(engine, variant=13, shift=-4.0)
+    assert not run_partition(instance, tags=relaunch.tags).success
+    assert image_urls(engine)[bad] is None
+    after, _ = sensor_tick(instance)
+    assert "cardset-001" not in run_keys(after)

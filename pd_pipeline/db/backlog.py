@@ -2,11 +2,14 @@
 
 Two sources, each bounded so a sensor tick stays cheap on millions of rows:
 - NULL `image_url` rows (new cards, new variants, rows someone cleared), through the partial
-  indexes `pd-pipeline add-indexes` creates: the cost follows the backlog, not the table;
+  indexes `pd-pipeline add-indexes` creates: the cost follows the backlog, not the table. A row
+  whose last render failed for its own data is not work until that data changes (the sweep then
+  flags it), so a bad card never makes its cardset relaunch;
 - ledger rows flagged as waiting (by the sensor's sweep or a write-back: `images.sweep`),
   through a partial index of our own.
 """
 
+import datetime as dt
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from pd_pipeline.db import schema
-from pd_pipeline.model import CARD_TYPES
+from pd_pipeline.model import CARD_TYPES, Card
 
 
 @dataclass(frozen=True)
@@ -29,17 +32,24 @@ class Backlog:
 
 def backlog(conn: sa.Connection) -> dict[int, Backlog]:
     counts: dict[int, list] = defaultdict(list)
+    entry = schema.card_render
     for card_type in CARD_TYPES:
         card = schema.CARD_TABLES[card_type]
+        its_entry = sa.and_(entry.c.card_type == card_type, entry.c.card_id == card.c.id)
         query = (
             sa.select(schema.player.c.cardset_id, sa.func.count(), sa.func.max(card.c.id))
             .join(schema.player, schema.player.c.player_id == card.c.player_id)
+            .outerjoin(entry, its_entry)
             .where(card.c.image_url.is_(None), schema.player.c.cardset_id.is_not(None))
+            .where(
+                sa.or_(
+                    entry.c.status.is_(None), entry.c.status != "failed", entry.c.flag.is_not(None)
+                )
+            )  # fmt: skip
             .group_by(schema.player.c.cardset_id)
         )
         for cardset_id, count, last_id in conn.execute(query):
             counts[cardset_id] += [("missing", card_type, count, last_id)]
-    entry = schema.card_render
     query = (
         sa.select(
             entry.c.cardset_id, entry.c.card_type, sa.func.count(), sa.func.max(entry.c.card_id)
@@ -74,3 +84,55 @@ def _last_writes(conn: sa.Connection, cardset_ids: list[int]) -> dict[int, objec
 
 def _digest(*parts: object) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Late:
+    label: str
+    error: str | None  # its last render's error, which names the card
+    since: dt.datetime
+
+
+@dataclass(frozen=True)
+class Overdue:
+    count: int
+    cardset_ids: list[int]
+    named: list[Late]  # the longest-waiting of them
+
+
+def overdue(conn: sa.Connection, before: dt.datetime, limit: int) -> Overdue:
+    """Cards waiting since before `before` for a valid URL (through the ledger's
+    `card_render_waiting` partial index)."""
+    entry = schema.card_render
+    late = sa.and_(schema.waiting, entry.c.first_pending_at < before)
+    count = conn.scalar(sa.select(sa.func.count()).select_from(entry).where(late))
+    if not count:
+        return Overdue(0, [], [])
+    ids = list(conn.scalars(sa.select(entry.c.cardset_id).where(late).distinct()
+                            .order_by(entry.c.cardset_id)))  # fmt: skip
+    rows = conn.execute(
+        sa.select(entry.c.card_type, entry.c.card_id, entry.c.player_id, entry.c.variant,
+                  entry.c.cardset_id, entry.c.error, entry.c.first_pending_at)
+        .where(late).order_by(entry.c.first_pending_at).limit(limit)
+    )  # fmt: skip
+    named = [
+        Late(Card(t, i, p, v, c, None, {}).label, error, since)
+        for t, i, p, v, c, error, since in rows
+    ]
+    return Overdue(count, [i for i in ids if i is not None], named)
+
+
+def old_design(conn: sa.Connection, template_version: str) -> dict[int, int]:
+    """Cardsets whose stored images are in another design than `template_version`, with how
+    many (a scan of the ledger: the sensor asks about once a minute)."""
+    entry = schema.card_render
+    query = (
+        sa.select(entry.c.cardset_id, sa.func.count())
+        .where(
+            entry.c.status == "stored",
+            entry.c.template_version != template_version,
+            entry.c.cardset_id.is_not(None),
+        )  # fmt: skip
+        .group_by(entry.c.cardset_id)
+    )
+    return dict(conn.execute(query).all())

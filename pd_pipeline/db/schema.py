@@ -178,6 +178,15 @@ sa.Index(
     postgresql_where=_flagged,
     sqlite_where=_flagged,
 )
+# The cards waiting for a valid URL, by how long (the backlog alert and check ask for the oldest).
+waiting = sa.text("card_render.first_pending_at IS NOT NULL")
+_waiting = sa.text("first_pending_at IS NOT NULL")
+sa.Index(
+    "card_render_waiting",
+    card_render.c.first_pending_at,
+    postgresql_where=_waiting,
+    sqlite_where=_waiting,
+)
 # Earlier versions of the ledger: an index replaced by card_render_flagged, and a 'stale' status
 # now told apart by its hashes (the row keeps what was last made) plus a flag.
 _RETIRED_INDEXES = ("card_render_needs_work",)

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from pd_pipeline.db import ledger
 from pd_pipeline.db.cards import load_cards
 from pd_pipeline.images import state, stored
-from pd_pipeline.images.objects import listed_problem, object_problem
+from pd_pipeline.images.objects import listed_problem, object_problem, verified_problem
 from pd_pipeline.images.state import Context, Reason, State
 from pd_pipeline.model import Card
 from pd_pipeline.storage.stores import ObjectStore
@@ -124,8 +124,12 @@ def _check_objects(audit, store, served, cardset_id, read_all: bool, run_id) -> 
     audit.objects_listed = len(served) - len(bad)
     rest = [(card, entry) for card, entry in served if card.card_id not in bad]
     to_read = rest if read_all else _sample(rest, run_id)
+
+    def judge(pair):  # all of them, reading what the listing cannot vouch for; or a sample, read
+        return verified_problem(store, *pair, listing) if read_all else object_problem(store, *pair)
+
     with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="audit") as io:
-        problems = list(io.map(lambda pair: object_problem(store, *pair), to_read))
+        problems = list(io.map(judge, to_read))
     for (card, _), problem in zip(to_read, problems, strict=True):
         if problem:
             bad[card.card_id] = Problem(card, problem)

@@ -1,11 +1,13 @@
 """Whether the object behind a card's URL is what the URL promises: the rules the checks and the
 nightly reconcile apply. `listed_problem` judges a card from a listing of its cardset's folder
-(cheap: a request per 1,000 objects); `object_problem` reads the object itself."""
+(cheap: a request per 1,000 objects); `object_problem` reads the object itself;
+`verified_problem`, the reconcile's, reads only what the listing cannot vouch for."""
 
 import hashlib
 
 from pd_pipeline.db.ledger import Entry
 from pd_pipeline.images import state
+from pd_pipeline.images.stored import folder
 from pd_pipeline.model import Card
 from pd_pipeline.render.png import InvalidPng, verify_png
 from pd_pipeline.storage.keys import key_of_url, token
@@ -19,7 +21,9 @@ def listed_problem(
     or adopted (None when it may be: only reading it tells more)."""
     key = key_of_url(public_base_url, card.image_url)
     if key is None:
-        return "URL points outside the store"
+        return _outside(card, entry)
+    if not key.startswith(folder(card.cardset_id)):
+        return None  # not the card's own folder (an adopted URL): only reading it tells
     item = listing.get(key)
     if item is None:
         return f"object {key} does not exist"
@@ -40,7 +44,7 @@ def object_problem(store: ObjectStore, card: Card, entry: Entry | None) -> str |
         return None
     key = key_of_url(store.public_base_url, card.image_url)
     if key is None:
-        return "URL points outside the store"
+        return _outside(card, entry)
     try:
         head = store.head(key)
         if head is None:
@@ -61,3 +65,44 @@ def object_problem(store: ObjectStore, card: Card, entry: Entry | None) -> str |
     if head.sha256 != sha:
         return f"object {key} lost the pipeline's metadata"
     return None
+
+
+def verified_problem(
+    store: ObjectStore, card: Card, entry: Entry | None, listing: dict[str, Listed]
+) -> str | None:
+    """`object_problem`'s verdict, reading as little as the store allows. Where the listing
+    carries the object's MD5 (an S3 single-part ETag) and it is the one the ledger recorded, the
+    bytes are ours and a HEAD confirms our metadata; any other object (adopted, or in a store
+    whose listing cannot vouch for bytes) is read."""
+    problem = listed_problem(card, entry, listing, store.public_base_url)
+    if problem or card.image_url is None:
+        return problem
+    key = key_of_url(store.public_base_url, card.image_url)
+    if key is None:
+        return None  # adopted outside the store: listed_problem said so
+    vouched = (entry is not None and entry.status != state.ADOPTED and entry.object_key == key
+               and entry.png_md5 is not None and key in listing
+               and listing[key].md5 == entry.png_md5)  # fmt: skip
+    if not vouched:
+        return object_problem(store, card, entry)
+    try:
+        head = store.head(key)
+    except Exception as e:
+        return f"object {key} could not be read: {type(e).__name__}"
+    if head is None:
+        return f"object {key} does not exist"
+    if head.content_type != PNG:
+        return f"object {key} has Content-Type {head.content_type!r}"
+    if card.image_url.partition("?")[2] != f"d={token(entry.png_sha256)}":
+        return f"object {key} bytes do not match the URL's token"
+    if head.sha256 != entry.png_sha256:
+        return f"object {key} lost the pipeline's metadata"
+    return None
+
+
+def _outside(card: Card, entry: Entry | None) -> str | None:
+    """A URL outside the store is a problem, unless it was adopted as it is (PD_ADOPT_OUTSIDE):
+    then it was checked, or trusted, when it was adopted, and the store has nothing to say."""
+    if entry is not None and entry.status == state.ADOPTED and entry.url == card.image_url:
+        return None
+    return "URL points outside the store"

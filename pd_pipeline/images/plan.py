@@ -34,6 +34,7 @@ class Plan:
     render: list[Work] = field(default_factory=list)  # to make (or find stored) in this design
     adopt: list[Work] = field(default_factory=list)  # their own URL to confirm and keep
     done: list[Work] = field(default_factory=list)  # settled or adopted: nothing to do
+    old_design: int = 0  # cards stale only by design left for later runs (the rollout's pace)
     reasons: Counter = field(default_factory=Counter)  # how many cards each rule applies to
 
 
@@ -44,32 +45,39 @@ def plan_cardset(
     cardset_id: int,
     *,
     rerender_all: bool = False,
+    roll_out: int = 0,
     run_id: str | None = None,
 ) -> Plan:
-    """Assess every card of one type in the cardset and take those needing work. With
-    `rerender_all`, every card the pipeline made (or failed to) is rendered again; adopted
-    images stay (PD_ADOPT=replace replaces them)."""
+    """Assess every card of one type in the cardset and take those needing work: every new and
+    changed card, and at most `roll_out` cards stale only by design (the rest stay as they
+    are, for later rollout runs). With `rerender_all`, every card the pipeline made (or failed
+    to) is rendered again; adopted images stay (PD_ADOPT=replace replaces them)."""
     with engine.connect() as conn:
         cards = load_cards(conn, card_type, cardset_id=cardset_id)
         entries = ledger.entries(conn, card_type, [c.card_id for c in cards])
     plan = Plan(cards=len(cards))
-    unflag = []
+    unflag, rollout = [], []
     for card in cards:
         entry = entries.get(card.card_id)
         verdict = state.assess(card, entry, ctx)
         plan.reasons[verdict.reason.name.lower()] += 1
         key = object_key(card_type, cardset_id, card.player_id, card.variant)
         work = Work(card, verdict, entry, key, card.input_hash(ctx.template_version))
-        if verdict.next is Next.ADOPT:
+        rolled = verdict.next is Next.ROLL_OUT and not rerender_all
+        if rolled and len(rollout) >= roll_out:
+            plan.done.append(work)  # its turn comes in a later run
+            plan.old_design += 1
+        elif rolled:
+            rollout.append(work)
+        elif verdict.next is Next.ADOPT:
             plan.adopt.append(work)
-        elif verdict.next in (Next.RENDER, Next.ROLL_OUT) or (
-            rerender_all and verdict.state is not State.ADOPTED
-        ):
+        elif verdict.next is Next.RENDER or (rerender_all and verdict.state is not State.ADOPTED):
             plan.render.append(work)
         elif verdict.next is not Next.WRITE_URL:  # write-back's to do
             plan.done.append(work)
             if entry is not None and entry.flag is not None:
                 unflag.append(card.card_id)
+    plan.render += rollout  # after every new and changed card
     now = ledger.utcnow()
     taken = [state.taken(w.card, now, run_id) for w in plan.render + plan.adopt]
     with engine.begin() as conn:

@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from pd_pipeline.images import adopt, stored
-from pd_pipeline.images.objects import object_problem
+from pd_pipeline.images.objects import verified_problem
 from pd_pipeline.images.plan import Work, plan_cardset
 from pd_pipeline.images.progress import Progress
 from pd_pipeline.images.recorder import Recorder
@@ -56,6 +56,7 @@ class PngReport:
     rendered: int = 0
     uploaded: int = 0  # rendered bytes that differed from the stored object
     failed: int = 0
+    old_design: int = 0  # cards left in an older design, for later rollout runs
     png_bytes: int = 0
     render_seconds: float = 0.0
     # CPU seconds the pipeline spent per phase, beside Chromium's own (see `CPU_PHASES`)
@@ -80,6 +81,7 @@ def make_pngs(
     cardset_id: int,
     *,
     rerender_all: bool = False,
+    roll_out: int = 0,
     verify_objects: bool = False,
     logger: logging.Logger | Any = log,
     run_id: str | None = None,
@@ -95,23 +97,24 @@ def make_pngs(
     `logger` may be `context.log`.
     """
     started = time.thread_time()
-    plan = plan_cardset(
-        engine, ctx, card_type, cardset_id, rerender_all=rerender_all, run_id=run_id
-    )
+    plan = plan_cardset(engine, ctx, card_type, cardset_id, rerender_all=rerender_all,
+                        roll_out=roll_out, run_id=run_id)  # fmt: skip
     step = _Step(engine, store, pages, ctx, logger, run_id)
-    report = step.report = PngReport(card_type, cardset_id, cards=plan.cards, reasons=plan.reasons)
+    report = step.report = PngReport(card_type, cardset_id, cards=plan.cards,
+                                     old_design=plan.old_design, reasons=plan.reasons)  # fmt: skip
     report.cpu_s["plan"] = time.thread_time() - started
     with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="store") as io:
         try:
             started = time.thread_time()
-            todo = plan.render
+            lost = []
             if verify_objects:
-                todo = todo + step.lost(plan.done, io)
+                lost = step.lost(plan.done, io)
                 used = {w.key for w in plan.render + plan.adopt + plan.done}
                 report.orphans = stored.orphans(store, card_type, cardset_id, used)
-            report.current = plan.cards - len(todo) - len(plan.adopt)
-            todo += step.adopt(plan.adopt, io)
-            todo = todo if rerender_all else step.reuse(todo, io)
+            report.current = (plan.cards - len(plan.render) - len(lost) - len(plan.adopt)
+                              - plan.old_design)  # fmt: skip
+            todo = plan.render + step.adopt(plan.adopt, io)
+            todo = (todo if rerender_all else step.reuse(todo, io)) + lost
             report.cpu_s["lookup"] += time.thread_time() - started
             step.render_and_store(todo, browser, io)
         finally:
@@ -124,26 +127,31 @@ class _Step:
     report: PngReport
 
     def __init__(self, engine, store, pages, ctx, logger, run_id):
-        self.store, self.pages, self.logger = store, pages, logger
+        self.store, self.pages, self.logger, self.ctx = store, pages, logger, ctx
         self.recorder = Recorder(engine, ctx, run_id)
         self.store_failures_in_a_row = 0
 
     def lost(self, done: list[Work], io: ThreadPoolExecutor) -> list[Work]:
-        """Cards needing nothing whose object is gone or no longer holds the bytes their URL
-        names: they are made again."""
+        """Cards needing nothing whose object is gone, holds other bytes than the ledger
+        recorded, or lost our metadata: they are made again, and uploaded whatever the store's
+        metadata claims."""
+        listing = stored.listed(self.store, done[0].card.cardset_id) if done else {}
         problems = stored.each(
-            self.store, io, lambda w: object_problem(self.store, w.card, w.entry), done
+            self.store, io, lambda w: verified_problem(self.store, w.card, w.entry, listing), done
         )
         lost = []
         for work, problem in zip(done, problems, strict=True):
             if problem:
                 self.logger.warning(f"{work.card.label}: {problem}; making it again")
+                work.not_in_store = True
                 lost.append(work)
         return lost
 
     def adopt(self, work: list[Work], io: ThreadPoolExecutor) -> list[Work]:
         """Keep the URLs others made whose objects are confirmed; the rest are to be rendered."""
-        outcomes = stored.each(self.store, io, lambda w: adopt.confirm(self.store, w), work)
+        outcomes = stored.each(
+            self.store, io, lambda w: adopt.confirm(self.store, w, self.ctx.adopt_outside), work
+        )
         to_render = []
         for item, outcome in zip(work, outcomes, strict=True):
             if outcome.ours is not None:
@@ -218,7 +226,10 @@ class _Step:
                 continue
             work, outcome = future.result()
             if isinstance(outcome, Exception):
-                self.fail(work, f"{work.card.label}: {outcome}")
+                # A PNG that fails verification is the card's fault; a store that refused it is
+                # not, so the card stays waiting for the next run instead of failing for good.
+                own = isinstance(outcome, InvalidPng)
+                self.fail(work, f"{work.card.label}: {outcome}", for_its_data=own)
                 self._give_up_on_a_dead_store(outcome)
                 continue
             self.store_failures_in_a_row = 0
@@ -242,11 +253,14 @@ class _Step:
                 f"{self.store_failures_in_a_row} uploads in a row failed (last: {error})"
             ) from error
 
-    def fail(self, work: Work, error: str) -> None:
+    def fail(self, work: Work, error: str, *, for_its_data: bool = True) -> None:
+        """Report the card failed; the ledger records it (not retried until its data changes)
+        only when the card itself is at fault."""
         self.logger.warning(f"card failed: {error}")
         self.report.failed += 1
         self.report.failures.append((work.card.label, error))
-        self.recorder.failed(work, error)
+        if for_its_data:
+            self.recorder.failed(work, error)
 
 
 def _store_one(store: ObjectStore, work: Work, png: bytes) -> tuple[Work, Any]:

@@ -100,6 +100,7 @@ class Context:
     template_version: str
     public_base_url: str
     adopt: str = KEEP
+    adopt_outside: str = "render"  # URLs outside the store: render, check over http, or trust
 
     def canonical_url(self, card: Card, png_sha256: str) -> str:
         key = object_key(card.card_type, card.cardset_id, card.player_id, card.variant)

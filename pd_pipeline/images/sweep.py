@@ -34,8 +34,9 @@ def sweep(
         verdict = state.assess(c, entry, ctx)
         if c.cardset_id is None or verdict.next not in FLAGGED:
             continue
-        if c.image_url is None:
-            # The NULL row is found by its index; the sweep only notes since when it waits.
+        if c.image_url is None and (entry is None or entry.status != state.FAILED):
+            # The NULL row is found by its index; the sweep only notes since when it waits. A
+            # failed one the backlog leaves out until its data changes: then it is flagged.
             if entry is None or entry.first_pending_at is None:
                 rows.append(state.waiting(c, now))
         elif entry is None or entry.flag is None:

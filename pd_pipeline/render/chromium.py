@@ -50,7 +50,7 @@ def ensure_chromium() -> str:
         if not (shutil.which("apt-get") and os.geteuid() == 0):
             raise
     # stdout carries only the path (make keeps it in var/.chromium); apt talks on stderr.
-    print("No Chromium found; installing Debian's chromium package ...", file=sys.stderr, flush=True)
+    print("No Chromium found; installing Debian's chromium package ...", file=sys.stderr)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
         subprocess.run(command, check=True, env=env, stdout=sys.stderr)

@@ -1,0 +1,108 @@
+"""Operators hear about trouble at a webhook (Slack's and Discord's payloads alike), once per
+incident, with no secret in the post; a dead webhook never fails anything."""
+
+import datetime as dt
+
+import dagster as dg
+import pytest
+
+from pd_pipeline import alerts, settings
+from pd_pipeline.alert_sensors import backlog_alert, run_failure_alert
+from pd_pipeline.definitions import build_defs
+from pd_pipeline.retries import ATTEMPT_TAG, WILL_RETRY_TAG
+from pd_pipeline_tests.helpers import run_partition, sensor_tick
+from pd_pipeline_tests.services import Webhook, free_port, s3_settings
+
+
+@pytest.fixture
+def db_url(sqlite_url):
+    return sqlite_url  # what an alert says does not depend on the database
+
+
+@pytest.fixture
+def webhook(monkeypatch):
+    hook = Webhook()
+    monkeypatch.setenv("PD_ALERT_WEBHOOK_URL", hook.url)
+    yield hook
+    hook.stop()
+
+
+def _failed_run(instance: dg.DagsterInstance, **tags: str):
+    """A real card_images_job run on cardset-001 that fails: its object store is down."""
+    result = run_partition(instance, tags=tags)
+    assert not result.success
+    return result
+
+
+def _evaluate_run_failure_alert(instance, result) -> None:
+    context = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_alert",
+        dagster_event=result.get_run_failure_event(),
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+    ).for_run_failure()
+    run_failure_alert(context)
+
+
+def test_a_failed_run_is_posted_once_per_incident(seeded, webhook, monkeypatch):
+    # The store goes down: its endpoint answers nothing (and the client tries once).
+    for key, value in s3_settings(f"http://127.0.0.1:{free_port()}", "gone").items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    instance = seeded.instance
+
+    first = _failed_run(instance, **{ATTEMPT_TAG: "1"})
+    _evaluate_run_failure_alert(instance, first)
+    assert len(webhook.posts) == 1
+    post = webhook.posts[0]
+    assert post["text"] == post["content"]  # Slack reads `text`, Discord `content`
+    text = post["text"]
+    assert "cardset-001" in text and "card_images_job" in text and "unavailable" in text
+    assert f"http://127.0.0.1:3000/runs/{first.run_id}" in text
+    assert "testing" not in text  # the AWS secret of this environment
+
+    # The sensor's relaunches of the same work, and runs the instance will retry: not again.
+    _evaluate_run_failure_alert(instance, _failed_run(instance, **{ATTEMPT_TAG: "2"}))
+    _evaluate_run_failure_alert(instance, _failed_run(instance, **{WILL_RETRY_TAG: "true"}))
+    assert len(webhook.posts) == 1
+
+    # A dead webhook is logged, and fails neither the sensor nor anything else.
+    monkeypatch.setenv("PD_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{free_port()}/dead")
+    _evaluate_run_failure_alert(instance, first)
+
+
+def test_cards_waiting_too_long_are_posted_once_until_the_backlog_recovers(
+    seeded, webhook, monkeypatch
+):
+    instance = seeded.instance
+    sensor_tick(instance)  # the sweep notes since when each card waits
+
+    def tick(cursor):
+        with dg.build_sensor_context(instance=instance, cursor=cursor,
+                                     resources=build_defs().resources) as context:  # fmt: skip
+            reason = backlog_alert(context)
+            return reason.skip_message, context.cursor
+
+    monkeypatch.setattr(settings, "BACKLOG_MAX_WAIT", dt.timedelta(0))
+    said, cursor = tick(None)
+    assert len(webhook.posts) == 1 and "(posted)" in said
+    text = webhook.posts[0]["content"]
+    assert "have waited longer than 0 min" in text and "cardset-001" in text
+    assert (
+        "battingcard #" in text and "waiting since" in text and "more (pd-pipeline status)" in text
+    )
+    said, cursor = tick(cursor)
+    assert len(webhook.posts) == 1 and "(already posted)" in said
+
+    monkeypatch.setattr(settings, "BACKLOG_MAX_WAIT", dt.timedelta(days=1))  # back within it
+    said, cursor = tick(cursor)
+    assert "No card has waited longer" in said
+    monkeypatch.setattr(settings, "BACKLOG_MAX_WAIT", dt.timedelta(0))  # a new incident
+    tick(cursor)
+    assert len(webhook.posts) == 2
+
+
+def test_posts_carry_no_credentials():
+    body = alerts.payload("could not connect to postgresql://cards:hunter2@db.internal/cards")
+    assert b"hunter2" not in body and b"postgresql://***@db.internal/cards" in body
+    assert len(alerts.payload("x" * 5000)) < 2 * alerts.MAX_CHARS + 100
