@@ -22,12 +22,17 @@ SETTINGS = {
     "store": Setting("PD_STORE", "var/store"),
     "public_base_url": Setting("PD_PUBLIC_BASE_URL", None),
     "s3_endpoint_url": Setting("PD_S3_ENDPOINT_URL", None),
+    # None: the store's default, storage.stores.CACHE_CONTROL ("public, max-age=300").
+    "cache_control": Setting("PD_CACHE_CONTROL", None),
     "adopt": Setting("PD_ADOPT", "keep"),
+    "adopt_outside": Setting("PD_ADOPT_OUTSIDE", "render"),
     "chromium_path": Setting("PD_CHROMIUM_PATH", None),
     "render_pages": Setting("PD_RENDER_PAGES", 4, int),
     "render_tile": Setting("PD_RENDER_TILE", 4, int),
     "render_timeout_seconds": Setting("PD_RENDER_TIMEOUT_SECONDS", 20, int),
     "templates_dir": Setting("PD_TEMPLATES_DIR", None),
+    "dagster_ui_url": Setting("PD_DAGSTER_UI_URL", "http://127.0.0.1:3000"),
+    "alert_webhook_url": Setting("PD_ALERT_WEBHOOK_URL", None),
 }
 
 
@@ -55,7 +60,8 @@ def store():
 
     endpoint = value("s3_endpoint_url")
     return open_store(value("store"), value("public_base_url"),
-                      lambda: boto3.client("s3", endpoint_url=endpoint))  # fmt: skip
+                      lambda: boto3.client("s3", endpoint_url=endpoint),
+                      value("cache_control"))  # fmt: skip
 
 
 def card_context(object_store):
@@ -64,4 +70,4 @@ def card_context(object_store):
     from pd_pipeline.render.pages import pages_for
 
     return Context(pages_for(value("templates_dir")).version, object_store.public_base_url,
-                   value("adopt"))  # fmt: skip
+                   value("adopt"), value("adopt_outside"))  # fmt: skip

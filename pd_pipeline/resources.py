@@ -43,10 +43,23 @@ class CardStore(dg.ConfigurableResource):
         description="URLs the pipeline did not make: `keep` them once their object is "
         "confirmed, until the card's data changes, or `replace` them (PD_ADOPT).",
     )
+    adopt_outside: str = Field(
+        default="render",
+        description="URLs outside the store that the pipeline did not make: `render` the card "
+        "(nothing vouches for them), adopt them once an HTTP GET gives a PNG of the card's size "
+        "(`http`), or adopt them as they are (`trust`) (PD_ADOPT_OUTSIDE).",
+    )
+    cache_control: str | None = Field(
+        default=None,
+        description="Cache-Control of every object written (PD_CACHE_CONTROL). Default: "
+        "`public, max-age=300`, as a card's key is overwritten when it is rendered again.",
+    )
     s3: S3Resource
 
     def open(self) -> ObjectStore:
-        return open_store(self.location, self.public_base_url, self.s3.get_client)
+        return open_store(
+            self.location, self.public_base_url, self.s3.get_client, self.cache_control
+        )
 
 
 class CardRenderer(dg.ConfigurableResource):
@@ -104,6 +117,8 @@ def resources_from_env() -> dict[str, dg.ConfigurableResource]:
             location=setting("store"),
             public_base_url=setting("public_base_url"),
             adopt=setting("adopt"),
+            adopt_outside=setting("adopt_outside"),
+            cache_control=setting("cache_control"),
             # Credentials and region come from the standard AWS chain, never from config.
             s3=S3Resource(endpoint_url=setting("s3_endpoint_url")),
         ),

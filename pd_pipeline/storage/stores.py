@@ -3,9 +3,14 @@
 Each object carries the sha256 of its bytes and the hash of the render inputs it shows, so a HEAD
 alone recognises an object a previous run already made (a render-cache hit). `put` returns the
 object as the store confirms it, so an upload needs no HEAD of its own.
+
+Every object is written with an explicit Cache-Control. A card's key is overwritten whenever the
+card is rendered again, and only the `?d=` token of its URL changes, so a cache that ignores query
+strings must not keep the old bytes long: the default allows five minutes.
 """
 
 import contextlib
+import datetime as dt
 import hashlib
 import json
 import os
@@ -19,16 +24,19 @@ from urllib.parse import urlparse
 from botocore.exceptions import BotoCoreError, ClientError
 
 PNG = "image/png"
+CACHE_CONTROL = "public, max-age=300"  # the default (PD_CACHE_CONTROL): see above
 # What a store raises when it cannot do what it is asked (down, refusing, unreachable).
 STORE_ERRORS = (OSError, BotoCoreError, ClientError)
 
 
 @dataclass(frozen=True)
 class Listed:
-    """What a listing says of an object: its size and, where the store tells it, its MD5."""
+    """What a listing says of an object: its size, where the store tells it its MD5, and when
+    it was last written (None where a store does not say)."""
 
     size: int
     md5: str | None
+    last_modified: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,10 @@ class ObjectStore(Protocol):
         """Every object below `prefix`, with what a listing says of it (1,000 a request)."""
         ...
 
+    def delete(self, key: str) -> None:
+        """Remove the object (nothing happens when there is none)."""
+        ...
+
     def describe(self) -> str: ...
 
 
@@ -66,9 +78,13 @@ class LocalStore:
     passes for the bytes beside it: such an object reads as one without our metadata.
     """
 
-    def __init__(self, root: str | Path, public_base_url: str | None = None):
+    def __init__(
+        self, root: str | Path, public_base_url: str | None = None, cache_control: str | None = None
+    ):
         self.root = Path(root).resolve()
         self.public_base_url = public_base_url or self.root.as_uri()
+        # Recorded with each object, for whatever serves the folder over HTTP.
+        self.cache_control = cache_control or CACHE_CONTROL
 
     def describe(self) -> str:
         return f"local folder {self.root}"
@@ -85,7 +101,7 @@ class LocalStore:
         with _staged(path, data) as staged:
             md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
             meta = {"content_type": PNG, "sha256": sha256, "input_hash": input_hash, "md5": md5,
-                    "inode": staged.stat().st_ino}  # fmt: skip
+                    "cache_control": self.cache_control, "inode": staged.stat().st_ino}  # fmt: skip
             with _staged(self._path(key, meta=True), json.dumps(meta).encode()) as staged_meta:
                 os.replace(staged_meta, self._path(key, meta=True))
             os.replace(staged, path)
@@ -111,11 +127,16 @@ class LocalStore:
     def list(self, prefix: str) -> Iterator[tuple[str, Listed]]:
         folder = self._path(prefix)
         if folder.is_dir():
+            # No MD5: the metadata's is what was written, not necessarily what the file holds
+            # now, and a listing must not read every file to tell.
             for path in sorted(folder.rglob("*.png")):
-                key = path.relative_to(self.root).as_posix()
-                head = self.head(key)
-                if head is not None:
-                    yield key, Listed(head.size, head.md5)
+                stat = path.stat()
+                written = dt.datetime.fromtimestamp(stat.st_mtime, dt.UTC)
+                yield path.relative_to(self.root).as_posix(), Listed(stat.st_size, None, written)
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+        self._path(key, meta=True).unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -136,8 +157,16 @@ def _staged(path: Path, data: bytes) -> Iterator[Path]:
 class S3Store:
     """An S3 (or S3-compatible) bucket, through a boto3 client from dagster-aws's S3Resource."""
 
-    def __init__(self, client: Any, bucket: str, prefix: str, public_base_url: str):
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        prefix: str,
+        public_base_url: str,
+        cache_control: str | None = None,
+    ):
         self.client = client
+        self.cache_control = cache_control or CACHE_CONTROL
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         base = public_base_url.rstrip("/")
@@ -155,6 +184,7 @@ class S3Store:
             Key=self._key(key),
             Body=data,
             ContentType=PNG,
+            CacheControl=self.cache_control,
             Metadata={"sha256": sha256, "input-hash": input_hash},
         )
         # The ETag of a single-part upload is the MD5 the server took of the bytes it stored:
@@ -188,7 +218,13 @@ class S3Store:
         )
         for page in pages:
             for item in page.get("Contents", []):
-                yield item["Key"][skip:], Listed(item["Size"], _md5_of(item.get("ETag")))
+                yield (
+                    item["Key"][skip:],
+                    Listed(item["Size"], _md5_of(item.get("ETag")), item.get("LastModified")),
+                )
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
 
 def _md5_of(etag: str | None) -> str | None:
@@ -198,18 +234,24 @@ def _md5_of(etag: str | None) -> str | None:
     return value if len(value) == 32 and all(c in "0123456789abcdef" for c in value) else None
 
 
-def open_store(location: str, public_base_url: str | None, s3_client: Callable[[], Any]) -> Any:
+def open_store(
+    location: str,
+    public_base_url: str | None,
+    s3_client: Callable[[], Any],
+    cache_control: str | None = None,
+) -> Any:
     """The store `location` names (`s3://bucket/prefix`, `file:///abs/dir` or a folder path);
-    `s3_client` makes the boto3 client for an S3 one."""
+    `s3_client` makes the boto3 client for an S3 one. `cache_control` (default CACHE_CONTROL)
+    goes with every object written."""
     parsed = urlparse(location)
     if parsed.scheme == "s3":
         client = s3_client()
         base = public_base_url or _s3_public_base(client, parsed.netloc)
-        return S3Store(client, parsed.netloc, parsed.path, base)
+        return S3Store(client, parsed.netloc, parsed.path, base, cache_control)
     if parsed.scheme not in ("", "file"):
         raise ValueError(f"PD_STORE={location!r}: use s3://bucket/prefix or a folder")
     folder = parsed.path if parsed.scheme == "file" else location
-    return LocalStore(Path(folder).expanduser(), public_base_url)
+    return LocalStore(Path(folder).expanduser(), public_base_url, cache_control)
 
 
 def _s3_public_base(client: Any, bucket: str) -> str:
