@@ -27,10 +27,11 @@ demo: setup
 	$(BIN)/pd-pipeline status
 	@echo "Open the URLs above, or browse runs and assets with: make dev (http://127.0.0.1:3000)"
 
+# Two workers: half the suite's time is spent waiting on daemons, brokers and runs to start.
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 dev: setup
 	mkdir -p $(DAGSTER_HOME)
@@ -48,12 +49,14 @@ bench: setup
 	$(BIN)/python -m bench writeback --rows 100000
 
 # Heavy runs: peak memory over 1,000 and 10,000 cards, the write-back's candidate query on a
-# 1,000,000-row card table (PostgreSQL), and a 50,000-card backlog worked off by the sensor.
+# 1,000,000-row card table (PostgreSQL), a 50,000-card backlog worked off by the sensor, and
+# sensor ticks on 1,000,000 card rows.
 LOADTEST_CARDS ?= 50000
 loadtest: setup
 	$(BIN)/python -m bench memory --cards 1000 10000
 	$(BIN)/python -m bench writeback --rows 100000 --explain-rows 1000000
-	PD_LOADTEST_CARDS=$(LOADTEST_CARDS) $(BIN)/pytest -q -s pd_pipeline_tests/test_load.py
+	PD_LOADTEST_CARDS=$(LOADTEST_CARDS) $(BIN)/pytest -q -s pd_pipeline_tests/test_load.py \
+	  pd_pipeline_tests/test_sensor_scale.py
 
 clean:
 	rm -rf var

@@ -31,6 +31,7 @@ def test_a_partition_gets_every_card_a_url_that_opens_its_png(seeded):
         assert materializations(result, f"{card_type}_image_urls")["written"] == len(urls)
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the run, not the database
 def test_a_rerun_changes_nothing(seeded):
     engine, instance = seeded.engine, seeded.instance
     assert run_partition(instance).success
@@ -44,6 +45,7 @@ def test_a_rerun_changes_nothing(seeded):
     assert image_urls(engine) == before
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the run, not the database
 def test_a_cache_hit_still_writes_the_url_without_rendering_again(seeded):
     """The old system's bug: the PNG was cached, so the NULL image_url was never back-filled."""
     engine, instance = seeded.engine, seeded.instance
@@ -58,6 +60,7 @@ def test_a_cache_hit_still_writes_the_url_without_rendering_again(seeded):
     assert image_urls(engine) == written
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the run, not the database
 def test_rerender_all_renders_again_but_uploads_nothing_identical(seeded):
     engine, instance = seeded.engine, seeded.instance
     assert run_partition(instance).success

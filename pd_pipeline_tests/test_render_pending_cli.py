@@ -25,6 +25,8 @@ def _execute(env: dict) -> subprocess.CompletedProcess:
     )
 
 
+# PostgreSQL, as production: the same command on SQLite runs in test_dg_cli.py and `make demo`.
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_render_pending_job_renders_everything_and_exits_by_outcome(db_url, s3_env, tmp_path):
     engine = seed_small_demo(db_url, players=6, seasons=(2008, 2019))
     (tmp_path / "home").mkdir()

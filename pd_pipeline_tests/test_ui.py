@@ -29,6 +29,8 @@ from pd_pipeline.render.chromium import find_chromium
 from pd_pipeline_tests.helpers import image_urls, seed_small_demo
 from pd_pipeline_tests.services import dagster_env, free_port, process_group
 
+expect.set_options(timeout=20_000)  # the UI on a busy 2-core machine: pages take seconds
+
 pytestmark = pytest.mark.slow
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 DOCS_SCREENSHOT = Path(__file__).parents[1] / "docs" / "ui-asset-preview.png"
