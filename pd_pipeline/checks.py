@@ -31,9 +31,10 @@ CHECKS = {
     ),
     "objects_valid": (
         ERROR,
-        "Every URL served as a card's image (ours or adopted) names an object of the store: a "
-        "listing vouches for its size and bytes (ETag), and a sample (every one in the nightly "
-        "reconcile) is read: image/png, 1200x600, its bytes matching the URL's token.",
+        "Every URL served as a card's image (ours or adopted) names a valid object: image/png, "
+        "1200x600, its bytes matching the URL's token and our metadata. Checked: the objects "
+        "the run touched and a sample of the rest (every object in the nightly reconcile); "
+        "where the store states an MD5 the ledger recorded, a HEAD vouches, else it is read.",
     ),
     "images_current": (
         WARN,
@@ -91,8 +92,8 @@ def outcomes(audit: Audit, now: dt.datetime) -> list[Outcome]:
         _listed(
             "objects_valid",
             audit.bad_objects,
-            vouched_for_by_listing=audit.objects_listed,
-            read_and_decoded=audit.objects_read,
+            objects_checked=audit.objects_checked,
+            which=audit.objects_scope,
         ),  # fmt: skip
         _listed("images_current", found["stale"], in_older_design=len(found["old_design"])),
         Outcome("backlog", not overdue, backlog, []),

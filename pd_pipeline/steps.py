@@ -88,8 +88,8 @@ def urls(res: Opened, log: Any, run_id: str, card_type: str, cardset_id: int) ->
 
 
 def audit(res: Opened, log: Any, run: dg.DagsterRun, card_type: str, cardset_id: int) -> Audit:
-    """The audit the checks report. The nightly reconcile's runs read every object; other runs
-    read a sample (the cards they touched first) and vouch for the rest by a listing."""
+    """The audit the checks report. The nightly reconcile's runs check every object; other runs
+    the objects they touched and a bounded sample of the rest (`audit.SAMPLE`)."""
     reconcile = RECONCILE_TAG in run.tags
     found = audit_cardset(
         res.engine, res.store, res.ctx, card_type, cardset_id, read_all=reconcile,
@@ -97,7 +97,6 @@ def audit(res: Opened, log: Any, run: dg.DagsterRun, card_type: str, cardset_id:
     )  # fmt: skip
     log.info(
         f"{card_type} {partition_key(cardset_id)}: {found.cards} cards, {len(found.waiting)} "
-        f"lacking a valid URL; objects: {found.objects_listed} vouched for by a listing, "
-        f"{found.objects_read} read{' (all: reconcile)' if reconcile else ''}"
+        f"lacking a valid URL; objects checked: {found.objects_scope}"
     )
     return found

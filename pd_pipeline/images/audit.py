@@ -6,6 +6,7 @@ this audit; each problem names the card (player, variant) and the reason.
 """
 
 import datetime as dt
+import functools
 import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 from pd_pipeline.db import ledger
 from pd_pipeline.db.cards import load_cards
 from pd_pipeline.images import state, stored
-from pd_pipeline.images.objects import listed_problem, object_problem, verified_problem
+from pd_pipeline.images.objects import object_problem, verified_problem
 from pd_pipeline.images.state import Context, Reason, State
 from pd_pipeline.model import Card
 from pd_pipeline.storage.stores import ObjectStore
@@ -66,8 +67,8 @@ class Audit:
         default_factory=lambda: {name: [] for name in FINDINGS}
     )
     bad_objects: list[Problem] = field(default_factory=list)
-    objects_listed: int = 0  # served cards whose object a listing vouched for
-    objects_read: int = 0  # ... and whose object was read and decoded
+    objects_checked: int = 0  # served cards whose object was checked (all: the reconcile)
+    objects_scope: str = ""  # which they were
     waiting: set[int] = field(default_factory=set)  # ids of cards lacking a valid current URL
     first_pending: dt.datetime | None = None  # the oldest of them was first seen waiting then
 
@@ -86,9 +87,9 @@ def audit_cardset(
     read_all: bool = False,
     run_id: str | None = None,
 ) -> Audit:
-    """Every card's finding, and with `check_objects` the objects behind the served URLs: all
-    of them through a listing of the cardset's folder, and a bounded sample read and decoded
-    (the cards `run_id` touched first), or every one with `read_all` (the nightly reconcile)."""
+    """Every card's finding, and with `check_objects` the objects behind the served URLs: those
+    `run_id` touched and a bounded sample of the rest, or every one with `read_all` (the
+    nightly reconcile)."""
     with engine.connect() as conn:
         cards = load_cards(conn, card_type, cardset_id=cardset_id)
         made = ledger.entries(conn, card_type, [c.card_id for c in cards])
@@ -115,36 +116,24 @@ def audit_cardset(
 
 
 def _check_objects(audit, store, served, cardset_id, read_all: bool, run_id) -> None:
-    listing = stored.listed(store, cardset_id)
-    bad = {}
-    for card, entry in served:
-        problem = listed_problem(card, entry, listing, store.public_base_url)
-        if problem:
-            bad[card.card_id] = Problem(card, problem)
-    audit.objects_listed = len(served) - len(bad)
-    rest = [(card, entry) for card, entry in served if card.card_id not in bad]
-    to_read = rest if read_all else _sample(rest, run_id)
-
-    def judge(pair):  # all of them, reading what the listing cannot vouch for; or a sample, read
-        return verified_problem(store, *pair, listing) if read_all else object_problem(store, *pair)
-
+    """The nightly reconcile: every object, through a listing of the cardset's folder, reading
+    what it cannot vouch for. Any other run: the objects it touched (a HEAD each where the store
+    states an MD5) and SAMPLE others at random, read and decoded: its cost follows its change."""
+    if read_all:
+        rule = functools.partial(verified_problem, listing=stored.listed(store, cardset_id))
+        checks = [(pair, rule) for pair in served]
+        audit.objects_scope = f"every object ({len(served)}, nightly reconcile)"
+    else:
+        touched = [p for p in served if p[1] is not None and p[1].run_id == run_id]
+        others = [p for p in served if p[1] is None or p[1].run_id != run_id]
+        sample = random.sample(others, min(SAMPLE, len(others)))
+        checks = [(p, verified_problem) for p in touched] + [(p, object_problem) for p in sample]
+        audit.objects_scope = (f"the {len(touched)} this run touched and {len(sample)} of the "
+                               f"{len(others)} others at random, read")  # fmt: skip
     with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="audit") as io:
-        problems = list(io.map(judge, to_read))
-    for (card, _), problem in zip(to_read, problems, strict=True):
-        if problem:
-            bad[card.card_id] = Problem(card, problem)
-    audit.objects_read = len(to_read)
-    audit.bad_objects = list(bad.values())
-
-
-def _sample(served: list, run_id: str | None) -> list:
-    """Up to SAMPLE cards to read: the ones the run touched first, then others at random (each
-    run reads different ones)."""
-    touched = [pair for pair in served if pair[1] is not None and pair[1].run_id == run_id]
-    if len(touched) >= SAMPLE:
-        return touched[:SAMPLE]
-    others = [pair for pair in served if pair[1] is None or pair[1].run_id != run_id]
-    return touched + random.sample(others, min(SAMPLE - len(touched), len(others)))
+        problems = list(io.map(lambda check: check[1](store, *check[0]), checks))
+    audit.bad_objects = [Problem(c[0][0], p) for c, p in zip(checks, problems, strict=True) if p]
+    audit.objects_checked = len(checks)
 
 
 def _why(card: Card, entry: ledger.Entry | None, reason: Reason) -> str:

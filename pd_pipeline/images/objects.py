@@ -1,7 +1,7 @@
 """Whether the object behind a card's URL is what the URL promises: the rules the checks and the
 nightly reconcile apply. `listed_problem` judges a card from a listing of its cardset's folder
 (cheap: a request per 1,000 objects); `object_problem` reads the object itself;
-`verified_problem`, the reconcile's, reads only what the listing cannot vouch for."""
+`verified_problem` reads only what the store cannot vouch for (by a listing or a HEAD)."""
 
 import hashlib
 
@@ -68,22 +68,23 @@ def object_problem(store: ObjectStore, card: Card, entry: Entry | None) -> str |
 
 
 def verified_problem(
-    store: ObjectStore, card: Card, entry: Entry | None, listing: dict[str, Listed]
+    store: ObjectStore, card: Card, entry: Entry | None, listing: dict[str, Listed] | None = None
 ) -> str | None:
-    """`object_problem`'s verdict, reading as little as the store allows. Where the listing
-    carries the object's MD5 (an S3 single-part ETag) and it is the one the ledger recorded, the
-    bytes are ours and a HEAD confirms our metadata; any other object (adopted, or in a store
-    whose listing cannot vouch for bytes) is read."""
-    problem = listed_problem(card, entry, listing, store.public_base_url)
-    if problem or card.image_url is None:
-        return problem
+    """`object_problem`'s verdict, reading as little as the store allows. Where the store states
+    the object's MD5 (an S3 single-part ETag, in a listing or a HEAD) and it is the one the
+    ledger recorded, the bytes are ours and the HEAD confirms our metadata; any other object
+    (adopted, or in a store that cannot vouch for bytes) is read."""
+    if listing is not None:
+        problem = listed_problem(card, entry, listing, store.public_base_url)
+        if problem:
+            return problem
+    if card.image_url is None:
+        return None
     key = key_of_url(store.public_base_url, card.image_url)
     if key is None:
-        return None  # adopted outside the store: listed_problem said so
-    vouched = (entry is not None and entry.status != state.ADOPTED and entry.object_key == key
-               and entry.png_md5 is not None and key in listing
-               and listing[key].md5 == entry.png_md5)  # fmt: skip
-    if not vouched:
+        return _outside(card, entry)
+    ours = entry is not None and entry.status != state.ADOPTED and entry.object_key == key
+    if not (ours and entry.png_md5):
         return object_problem(store, card, entry)
     try:
         head = store.head(key)
@@ -91,6 +92,9 @@ def verified_problem(
         return f"object {key} could not be read: {type(e).__name__}"
     if head is None:
         return f"object {key} does not exist"
+    stated = listing[key].md5 if listing and key in listing else head.md5
+    if stated != entry.png_md5 or head.size != entry.png_bytes:
+        return object_problem(store, card, entry)  # the store cannot vouch: read it
     if head.content_type != PNG:
         return f"object {key} has Content-Type {head.content_type!r}"
     if card.image_url.partition("?")[2] != f"d={token(entry.png_sha256)}":
