@@ -39,6 +39,11 @@ class Decision:
     why: str = ""  # for the tick's text when it does not launch now
 
 
+def tags(signature: str, decision: Decision) -> dict[str, str]:
+    """The tags a launched run carries, from which `LastRun` is read back."""
+    return {SIGNATURE_TAG: signature, ATTEMPT_TAG: str(decision.attempt)}
+
+
 def backoff_seconds(attempt: int, partition: str) -> float:
     """The wait after failed attempt `attempt`: the base, doubling, capped, stretched by up to
     20% so cardsets that failed together do not all come back in the same tick. The stretch is

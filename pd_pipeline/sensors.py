@@ -6,7 +6,7 @@ import time
 import dagster as dg
 import sqlalchemy as sa
 
-from pd_pipeline import settings
+from pd_pipeline import retries, settings
 from pd_pipeline.db import schema
 from pd_pipeline.db.backlog import Backlog, backlog, old_design
 from pd_pipeline.images.state import Context
@@ -89,9 +89,11 @@ def rollout_request(
     per_type = settings.ROLLOUT_CARDS_PER_RUN
     for cardset_id, count in sorted(left.items()):
         partition = partition_key(cardset_id)
+        if partition in blocked:
+            continue
         signature = f"rollout-{ctx.template_version[:12]}-{count}"
         decision = decide(partition, signature, last_run(instance, partition), now)
-        if partition in blocked or not decision.launch:
+        if not decision.launch:
             continue
         request = dg.RunRequest(
             partition_key=partition,
@@ -99,11 +101,7 @@ def rollout_request(
             run_config={
                 "ops": {f"{t}_pngs": {"config": {"roll_out": per_type}} for t in CARD_TYPES}
             },
-            tags={
-                ROLLOUT_TAG: "true",
-                SIGNATURE_TAG: signature,
-                ATTEMPT_TAG: str(decision.attempt),
-            },
+            tags={ROLLOUT_TAG: "true", **retries.tags(signature, decision)},
         )
         return request, said + f"; rolling out {partition}: {per_type} cards per card type a run"
     return None, said
@@ -165,8 +163,7 @@ def pending_images_sensor(
             tags={
                 "pd/missing": str(b.missing),
                 "pd/flagged": str(b.flagged),
-                SIGNATURE_TAG: b.signature,
-                ATTEMPT_TAG: str(d.attempt),
+                **retries.tags(b.signature, d),
             },  # fmt: skip
         )
         for b, d in launch
