@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from pd_pipeline.db import ledger
 from pd_pipeline.db.cards import load_cards
 from pd_pipeline.images import state, stored
-from pd_pipeline.images.objects import object_problem, verified_problem
+from pd_pipeline.images.objects import listed_problem, object_problem, verified_problem
 from pd_pipeline.images.state import Context, Reason, State
 from pd_pipeline.model import Card
 from pd_pipeline.storage.stores import ObjectStore
@@ -118,7 +118,8 @@ def audit_cardset(
 def _check_objects(audit, store, served, cardset_id, read_all: bool, run_id) -> None:
     """The nightly reconcile: every object, through a listing of the cardset's folder, reading
     what it cannot vouch for. Any other run: the objects it touched (a HEAD each where the store
-    states an MD5) and SAMPLE others at random, read and decoded: its cost follows its change."""
+    states an MD5, or a listing's ETags when that is cheaper) and SAMPLE others at random, read
+    and decoded: its cost follows its change."""
     if read_all:
         rule = functools.partial(verified_problem, listing=stored.listed(store, cardset_id))
         checks = [(pair, rule) for pair in served]
@@ -126,14 +127,26 @@ def _check_objects(audit, store, served, cardset_id, read_all: bool, run_id) -> 
     else:
         touched = [p for p in served if p[1] is not None and p[1].run_id == run_id]
         others = [p for p in served if p[1] is None or p[1].run_id != run_id]
+        # SAMPLE read and decoded: others at random, topped up from the touched ones
         sample = random.sample(others, min(SAMPLE, len(others)))
-        checks = [(p, verified_problem) for p in touched] + [(p, object_problem) for p in sample]
-        audit.objects_scope = (f"the {len(touched)} this run touched and {len(sample)} of the "
-                               f"{len(others)} others at random, read")  # fmt: skip
+        sample += random.sample(touched, min(SAMPLE - len(sample), len(touched)))
+        read = {card.card_id for card, _ in sample}
+        vouch = verified_problem  # a HEAD each, reading what the store cannot vouch for
+        if stored.cheaper_to_list(len(touched), len(served)):  # a big run: its uploads' ETags
+            listing = stored.listed(store, cardset_id)
+            vouch = functools.partial(_listed, listing=listing)
+        checks = [(p, vouch) for p in touched if p[0].card_id not in read]
+        checks += [(p, object_problem) for p in sample]
+        audit.objects_scope = (f"the {len(touched)} this run touched and {len(others)} others: "
+                               f"{len(sample)} of them at random read")  # fmt: skip
     with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="audit") as io:
         problems = list(io.map(lambda check: check[1](store, *check[0]), checks))
     audit.bad_objects = [Problem(c[0][0], p) for c, p in zip(checks, problems, strict=True) if p]
     audit.objects_checked = len(checks)
+
+
+def _listed(store: ObjectStore, card: Card, entry, listing) -> str | None:
+    return listed_problem(card, entry, listing, store.public_base_url)
 
 
 def _why(card: Card, entry: ledger.Entry | None, reason: Reason) -> str:

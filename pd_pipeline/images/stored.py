@@ -36,6 +36,12 @@ def listed(store: ObjectStore, cardset_id: int) -> dict[str, Listed]:
         return dict(store.list(folder(cardset_id)))
 
 
+def cheaper_to_list(asked: int, cards: int) -> bool:
+    """Whether one listing of a cardset's folder (1,000 keys a request) costs less than asking
+    for `asked` of its `cards` objects one by one."""
+    return asked > cards // 500
+
+
 def each(store: ObjectStore, io: ThreadPoolExecutor, call: Callable[[Work], T], work) -> list[T]:
     """`call` on every item, on the store's threads."""
     with unavailable(store):
@@ -49,7 +55,7 @@ def find_current(
     object) and the rest, which are marked `not_in_store`."""
     # A listing of the cardset's folder (1,000 keys a request) rules out the cards with no
     # object at all, when that is cheaper than asking for each.
-    if len(work) > cards // 500:
+    if cheaper_to_list(len(work), cards):
         present = listed(store, work[0].card.cardset_id) if work else {}
         asked = [w for w in work if w.key in present]
     else:
