@@ -12,8 +12,9 @@ from pd_pipeline.db.backlog import Backlog, backlog, old_design
 from pd_pipeline.images.state import Context
 from pd_pipeline.images.sweep import sweep
 from pd_pipeline.jobs import card_images_job
+from pd_pipeline.lost_runs import fail_lost_runs
 from pd_pipeline.model import CARD_TYPES
-from pd_pipeline.partitions import cardsets
+from pd_pipeline.partitions import cardsets, covered
 from pd_pipeline.resources import CardDatabase, CardRenderer, CardStore
 from pd_pipeline.retries import (
     ATTEMPT_TAG,
@@ -38,16 +39,8 @@ ROLLOUT_TAG = "pd/rollout"
 def partitions_in_flight(instance: dg.DagsterInstance) -> set[str]:
     """Cardsets some queued or running run covers: ours, UI runs and backfill ranges alike."""
     keys = instance.get_dynamic_partitions(cardsets.name)
-    busy = set()
-    for run in instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT)):
-        tags = run.tags
-        if "dagster/partition" in tags:
-            busy.add(tags["dagster/partition"])
-        first = tags.get("dagster/asset_partition_range_start")
-        last = tags.get("dagster/asset_partition_range_end")
-        if first in keys and last in keys:
-            busy.update(keys[keys.index(first) : keys.index(last) + 1])
-    return busy
+    runs = instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT))
+    return {key for run in runs for key in covered(run.tags, keys)}
 
 
 def last_run(instance: dg.DagsterInstance, partition: str) -> LastRun | None:
@@ -135,13 +128,14 @@ def pending_images_sensor(
         known = set(conn.scalars(sa.select(schema.cardset.c.id)))
     registered = set(context.instance.get_dynamic_partitions(cardsets.name))
     new = sorted({partition_key(i) for i in known | set(waiting)} - registered)
+    now = time.time()
+    lost = fail_lost_runs(context.instance, now)
     busy = partitions_in_flight(context.instance)
     room = max(0, settings.SENSOR_MAX_RUNS_IN_FLIGHT - len(busy))
     allowed = min(settings.SENSOR_MAX_RUNS_PER_TICK, room)
     launch: list[tuple[Backlog, Decision]] = []
     held: list[tuple[str, Decision]] = []
     deferred = 0
-    now = time.time()
     for _, b in sorted(waiting.items()):
         partition = partition_key(b.cardset_id)
         if partition in busy:
@@ -181,6 +175,8 @@ def pending_images_sensor(
         )
     elif requests:
         summary += f"; launching {len(requests)} runs"
+    if lost:
+        summary += "; taken for lost and marked failed: " + "; ".join(lost)
     if held:
         summary += "; not launched now: " + "; ".join(f"{p}: {d.why}" for p, d in held)
     blocked = busy | {partition_key(i) for i in waiting}  # new and changed cards go first

@@ -27,6 +27,9 @@ SENSOR_SWEEP_CARDS = _int("PD_SENSOR_SWEEP_CARDS", 500)
 # the cap, each stretched by up to 20% (`retries.py`).
 RETRY_BACKOFF_SECONDS = _int("PD_RETRY_BACKOFF_SECONDS", 30)
 RETRY_BACKOFF_MAX_SECONDS = _int("PD_RETRY_BACKOFF_MAX_SECONDS", 900)
+# A run that logs nothing for this long is taken for lost (its process killed) and marked failed,
+# so that its work is launched again (`lost_runs.py`); a working run logs every few seconds.
+RUN_SILENT_SECONDS = _int("PD_RUN_SILENT_SECONDS", 600)
 
 # A new design (or PD_ADOPT=replace) makes cards stale by design: `auto` re-renders them in
 # rollout runs the sensor launches one at a time, ROLLOUT_CARDS_PER_RUN cards per type each,

@@ -112,12 +112,13 @@ def process_group(
         try:
             yield process
         finally:
-            os.killpg(process.pid, signal.SIGINT)
-            try:  # idle, it stops in ~2 s; a run caught mid-step can hold it up much longer
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            if process.poll() is None:  # not killed by the test itself
+                os.killpg(process.pid, signal.SIGINT)
+                try:  # idle, it stops in ~2 s; a run caught mid-step can hold it up much longer
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
             print(f"log: {log_path}")
 
 

@@ -93,6 +93,32 @@ def test_no_second_run_for_a_partition_in_flight(seasons):
     assert "cardset-003" in run_keys(result)
 
 
+def test_a_run_silent_too_long_is_taken_for_lost_and_its_work_launched_again(
+    seasons, monkeypatch, caplog
+):
+    _, instance = seasons
+    sensor_tick(instance)
+    job = build_defs().resolve_job_def("card_images_job")
+    stuck = {"cardset-001": "STARTED", "cardset-002": "STARTING", "cardset-003": "NOT_STARTED"}
+    runs = {
+        p: instance.create_run_for_job(
+            job, status=dg.DagsterRunStatus(s), tags={"dagster/partition": p}
+        )
+        for p, s in stuck.items()
+    }
+    result, _ = sensor_tick(instance)  # just heard from: in flight
+    assert not set(stuck) & set(run_keys(result))
+
+    monkeypatch.setattr(settings, "RUN_SILENT_SECONDS", 0)
+    with caplog.at_level(logging.INFO):
+        result, _ = sensor_tick(instance, log=caplog.handler)
+    status = {p: instance.get_run_by_id(r.run_id).status.value for p, r in runs.items()}
+    assert set(status.values()) == {"FAILURE"}
+    assert set(stuck) <= set(run_keys(result))
+    said = caplog.text.split("taken for lost and marked failed: ")[1]
+    assert all(f"run {r.run_id[:8]} on {p}, silent" in said for p, r in runs.items())
+
+
 def test_an_idle_database_gives_a_skip_reason(seasons, s3_env):
     engine, instance = seasons
     with engine.begin() as conn:

@@ -1,0 +1,51 @@
+"""Runs whose process is gone but whose status still says they run.
+
+A run worker killed with everything around it (`dagster dev` or its host killed, a container
+evicted) leaves its run STARTED for ever: the code server that would have noticed died too, and
+the default run launcher cannot check a worker's health. Such a run would hold its cardset as
+"in flight", so the sensor would never launch its work again. A run keeps logging while it
+works (progress every few seconds, step events); one that has logged nothing for
+`PD_RUN_SILENT_SECONDS` is taken for lost and marked failed, and the sensor's backoff
+(`retries.py`) launches its work again. Should it still be alive after all, its writes stay
+safe: the write-back never clobbers a row that changed, and two runs on one cardset agree.
+"""
+
+import dagster as dg
+
+from pd_pipeline import settings
+from pd_pipeline.partitions import cardsets, covered
+
+# Statuses a lost run can be stuck in: QUEUED is waiting its turn, not lost.
+STUCK = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+
+
+def last_heard(instance: dg.DagsterInstance, record: dg.RunRecord) -> float:
+    """Epoch seconds of the run's newest event, or of its last status change."""
+    newest = instance.get_records_for_run(record.dagster_run.run_id, ascending=False, limit=1)
+    heard = record.update_timestamp.timestamp()
+    if newest.records:
+        heard = max(heard, newest.records[0].timestamp)
+    return heard
+
+
+def fail_lost_runs(instance: dg.DagsterInstance, now: float) -> list[str]:
+    """Mark failed every stuck run on a cardset that has been silent too long; say which, for
+    the tick's text."""
+    keys = instance.get_dynamic_partitions(cardsets.name)
+    said = []
+    for record in instance.get_run_records(dg.RunsFilter(statuses=STUCK)):
+        run = record.dagster_run
+        where = covered(run.tags, keys)
+        if not where:
+            continue
+        silent = now - last_heard(instance, record)
+        if silent < settings.RUN_SILENT_SECONDS:
+            continue
+        message = (
+            f"pd_pipeline: run {run.run_id[:8]} has logged nothing for {silent:.0f} s while "
+            f"{run.status.value} (PD_RUN_SILENT_SECONDS={settings.RUN_SILENT_SECONDS}): the "
+            "process running it is taken for lost, and its work is launched again."
+        )
+        instance.report_run_failed(run, message)
+        said.append(f"run {run.run_id[:8]} on {', '.join(where)}, silent {silent:.0f} s")
+    return said
