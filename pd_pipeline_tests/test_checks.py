@@ -13,7 +13,13 @@ from pd_pipeline.db import schema
 from pd_pipeline.definitions import build_defs
 from pd_pipeline.steps import RECONCILE_TAG
 from pd_pipeline.storage.keys import token
-from pd_pipeline_tests.helpers import image_urls, move_chances, run_partition
+from pd_pipeline_tests.helpers import (
+    add_variant,
+    image_urls,
+    move_chances,
+    run_partition,
+    sensor_tick,
+)
 
 pytestmark = pytest.mark.slow
 CHECKS = ("urls_present", "urls_canonical", "objects_valid", "images_current", "backlog")
@@ -65,12 +71,8 @@ def _break_every_check(engine) -> dict[str, int]:
     return broken
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the checks, not the database
-def test_each_check_fails_on_a_broken_database_and_passes_after_a_run(seeded):
-    engine, instance = seeded.engine, seeded.instance
-    assert run_partition(instance).success
-    broken = _break_every_check(engine)
-    # The checks alone, as the UI's "Execute checks" runs them: nothing is rendered or written.
+def _checks_alone(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    """The checks alone, as the UI's "Execute checks" runs them: nothing rendered or written."""
     job = build_defs().resolve_job_def("card_images_job")
     checks_only = job.get_subset(
         asset_selection=set(),
@@ -80,9 +82,30 @@ def test_each_check_fails_on_a_broken_database_and_passes_after_a_run(seeded):
             for name in CHECKS
         },
     )
-    audit = checks_only.execute_in_process(
+    return checks_only.execute_in_process(
         instance=instance, partition_key="cardset-001", raise_on_error=False
     )
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_card_the_sensor_noted_during_a_run_is_the_next_runs_work_not_a_failure(seeded):
+    engine, instance = seeded.engine, seeded.instance
+    assert run_partition(instance).success
+    variant = add_variant(engine, variant=4040)
+    sensor_tick(instance)  # its sweep notes since when the new row waits, as a run goes on
+    audit = _checks_alone(instance)
+    assert audit.success
+    present = _checks(audit)["urls_present"]
+    assert present.passed and present.metadata["not_seen_by_a_run_yet"].value == 1
+    assert run_partition(instance).success and image_urls(engine)[variant]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the checks, not the database
+def test_each_check_fails_on_a_broken_database_and_passes_after_a_run(seeded):
+    engine, instance = seeded.engine, seeded.instance
+    assert run_partition(instance).success
+    broken = _break_every_check(engine)
+    audit = _checks_alone(instance)
     assert not audit.success, "failing ERROR checks must fail the run"
     checks = _checks(audit)
     for name, card_id in broken.items():

@@ -145,7 +145,8 @@ def _reason(card: Card, entry: Entry | None, ctx: Context) -> Reason:
             return Reason.ADOPTED_CHANGED
         return Reason.REPLACE_ADOPTED if ctx.adopt == REPLACE else Reason.ADOPTED
     if entry.status != STORED:
-        return Reason.WAITING
+        # Only noted by the sensor's sweep (no run took it yet): as new as a row with no entry.
+        return Reason.WAITING if entry.run_id or url is not None else Reason.NEW
     if entry.input_hash != digest:
         if entry.data_hash is not None and entry.data_hash == card.data_hash:
             return Reason.DESIGN_CHANGED
