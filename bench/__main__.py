@@ -1,4 +1,4 @@
-"""`python -m bench [render|writeback|memory|change|latency] ...`: see `python -m bench --help`."""
+"""`python -m bench COMMAND ...`: render, writeback, memory, change, latency, rollout (--help)."""
 
 import argparse
 import json
@@ -56,7 +56,16 @@ def main() -> None:
     latency = sub.add_parser("latency", help="insert to URL with dagster dev, default settings")
     latency.add_argument("--inserts", type=int, default=20)
     latency.add_argument("--every", type=float, default=3.0, help="seconds between inserts")
+    rollout = sub.add_parser("rollout", help="a design rolled out while new variants arrive")
+    rollout.add_argument("--cards", type=int, default=3000)
+    rollout.add_argument("--inserts", type=int, default=15)
+    rollout.add_argument("--every", type=float, default=4.0, help="seconds between inserts")
     args = parser.parse_args()
+    if args.command == "rollout":
+        from bench import rollout as rollouts
+
+        _save("rollout", rollouts.run(args.cards, args.inserts, args.every), None)
+        return
     if args.command == "latency":
         from bench import latency as latencies
 

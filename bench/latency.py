@@ -12,58 +12,81 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import sqlalchemy as sa
 
 from pd_pipeline_tests.helpers import add_variant, image_urls, seed_small_demo
 from pd_pipeline_tests.services import S3Server, dagster_env, free_port, process_group
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
+TARGETS = "(targets: p50 <= 15 s, p95 <= 30 s)"
 
 
 def run(inserts: int, every: float) -> dict:
     work = Path(tempfile.mkdtemp(prefix="pd-latency-"))
     url = f"sqlite:///{work / 'cards.db'}"
     engine = seed_small_demo(url, players=4)
-    home = work / "dagster_home"
-    home.mkdir()
+    with s3_server() as s3, dagster_dev(work, url, "dagster-dev", **s3.settings()):
+        started = time.monotonic()
+        wait(lambda: all(image_urls(engine).values()), 300, "the seeded cards")
+        print(f"seeded cards rendered {time.monotonic() - started:.0f}s after start", flush=True)
+        latencies = time_inserts(engine, inserts, every, first_variant=900_000_000)
+    summary = {"inserts": inserts, "every_s": every, **percentiles(latencies),
+               "log": str(work / "dagster-dev.log")}  # fmt: skip
+    print(f"insert to URL over {inserts} variants, one every {every:g}s: {said(summary)} {TARGETS}")
+    return summary
+
+
+@contextmanager
+def s3_server() -> Iterator[S3Server]:
     s3 = S3Server().start()
-    env = dagster_env(url, home, **s3.settings())
-    command = [DAGSTER, "dev", "-m", "pd_pipeline", "-p", str(free_port()), "-h", "127.0.0.1"]
     try:
-        with process_group(command, work / "dagster-dev.log", env):
-            started = time.monotonic()
-            _wait(lambda: all(image_urls(engine).values()), 300, "the seeded cards")
-            print(
-                f"seeded cards rendered {time.monotonic() - started:.0f}s after start", flush=True
-            )
-            waiting: dict[int, float] = {}
-            latencies: list[float] = []
-            for n in range(inserts):
-                waiting[add_variant(engine, variant=900_000_000 + n)] = time.monotonic()
-                deadline = time.monotonic() + every
-                while time.monotonic() < deadline or (n == inserts - 1 and waiting):
-                    latencies += _arrived(engine, waiting)
-                    time.sleep(0.2)
-                    if time.monotonic() - min(waiting.values(), default=time.monotonic()) > 300:
-                        raise RuntimeError(f"{len(waiting)} variants got no URL within 300 s")
+        yield s3
     finally:
         s3.stop()
+
+
+@contextmanager
+def dagster_dev(work: Path, url: str, name: str, **settings: str) -> Iterator[Path]:
+    """`dagster dev` on `work`'s DAGSTER_HOME (kept across calls), its log in `work/name.log`."""
+    home = work / "dagster_home"
+    home.mkdir(exist_ok=True)
+    command = [DAGSTER, "dev", "-m", "pd_pipeline", "-p", str(free_port()), "-h", "127.0.0.1"]
+    with process_group(command, work / f"{name}.log", dagster_env(url, home, **settings)):
+        yield home
+
+
+def time_inserts(engine: sa.Engine, inserts: int, every: float, first_variant: int) -> list[float]:
+    """Insert `inserts` new variants, one every `every` seconds; each one's seconds from its
+    insert to its URL, once all have one."""
+    waiting: dict[int, float] = {}
+    latencies: list[float] = []
+    for n in range(inserts):
+        waiting[add_variant(engine, variant=first_variant + n)] = time.monotonic()
+        deadline = time.monotonic() + every
+        while time.monotonic() < deadline or (n == inserts - 1 and waiting):
+            latencies += _arrived(engine, waiting)
+            time.sleep(0.2)
+            if time.monotonic() - min(waiting.values(), default=time.monotonic()) > 300:
+                raise RuntimeError(f"{len(waiting)} variants got no URL within 300 s")
+    return latencies
+
+
+def percentiles(latencies: list[float]) -> dict:
     ordered = sorted(latencies)
-    summary = {
-        "inserts": inserts,
-        "every_s": every,
+    return {
         "p50_s": statistics.median(ordered),
         "p95_s": ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))],
         "max_s": ordered[-1],
         "latencies_s": latencies,
-        "log": str(work / "dagster-dev.log"),
     }
-    print(
-        f"insert to URL over {inserts} variants, one every {every:g}s: p50 "
-        f"{summary['p50_s']:.1f}s, p95 {summary['p95_s']:.1f}s, max {summary['max_s']:.1f}s "
-        "(targets: p50 <= 15 s, p95 <= 30 s)"
-    )
-    return summary
+
+
+def said(summary: dict) -> str:
+    return f"p50 {summary['p50_s']:.1f}s, p95 {summary['p95_s']:.1f}s, max {summary['max_s']:.1f}s"
 
 
 def _arrived(engine, waiting: dict[int, float]) -> list[float]:
@@ -72,7 +95,7 @@ def _arrived(engine, waiting: dict[int, float]) -> list[float]:
     return [time.monotonic() - waiting.pop(card_id) for card_id in done]
 
 
-def _wait(condition, timeout: float, what: str) -> None:
+def wait(condition, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

@@ -2,17 +2,25 @@
 `image_url` column that points at them (`*_image_urls`). Their checks are in `checks.py`; what
 each step does is in `steps.py`, which the CI job runs too."""
 
+import tempfile
 import warnings
+from pathlib import Path
 
 import dagster as dg
 
 from pd_pipeline import settings, steps
-from pd_pipeline.metadata import png_metadata, url_metadata
+from pd_pipeline.db.backlog import old_design
+from pd_pipeline.images.preview import preview
+from pd_pipeline.metadata import design_preview_metadata, png_metadata, url_metadata
 from pd_pipeline.model import CARD_TYPES
 from pd_pipeline.partitions import cardsets
+from pd_pipeline.render.chromium import find_chromium
+from pd_pipeline.resources import CardDatabase, CardRenderer, CardStore
 from pd_pipeline.storage.keys import cardset_id_of
 
 GROUP = "card_images"
+DESIGN_GROUP = "card_design"
+PREVIEW_CARDS = 8
 # A backfill from the UI groups cardsets into runs of a few: one warm browser serves them all.
 BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=4)
 # Dagster 1.13 still calls the parameter beta, and would say so on every import: every CLI call.
@@ -73,3 +81,33 @@ def build_card_assets(card_type: str) -> list[dg.AssetsDefinition]:
 
 
 card_assets = [asset for card_type in CARD_TYPES for asset in build_card_assets(card_type)]
+
+
+@dg.asset(
+    group_name=DESIGN_GROUP,
+    owners=OWNERS,
+    kinds={"playwright"},
+    description="The configured card design drawn on sample cards from the card database (both "
+    "types, every tier, the longest names, the extremes of the data), and beside the current "
+    "images it would replace, with the share of pixels each changes. pending_images_sensor "
+    "materializes it once per new design, as its rollout begins (or waits, with "
+    "PD_ROLLOUT=manual); it writes nothing to the store or the card database.",
+)
+def design_preview(
+    context: dg.AssetExecutionContext,
+    card_db: CardDatabase,
+    card_store: CardStore,
+    renderer: CardRenderer,
+) -> dg.MaterializeResult:
+    pages = renderer.card_pages()
+    with tempfile.TemporaryDirectory() as out:
+        chromium = find_chromium(renderer.chromium_path)
+        made = preview(pages, chromium, Path(out), database_url=card_db.url,
+                       store=card_store.open(), cards=PREVIEW_CARDS)  # fmt: skip
+    with card_db.engine().connect() as conn:
+        older = sum(old_design(conn, pages.version).values())
+    context.log.info(
+        f"design {pages.version[:12]}: {sum(c.png is not None for c in made.cards)} of "
+        f"{len(made.cards)} sample cards drawn; {older} cards are in an older design"
+    )
+    return dg.MaterializeResult(metadata=design_preview_metadata(made, older))

@@ -9,7 +9,7 @@ non-zero when a check fails (naming the cards) or a card has no cardset.
 import dagster as dg
 
 from pd_pipeline import checks, steps
-from pd_pipeline.assets import GROUP, RENDER_POOL
+from pd_pipeline.assets import GROUP, RENDER_POOL, design_preview
 from pd_pipeline.db.cards import cardset_ids
 from pd_pipeline.images.plan import homeless_cards
 from pd_pipeline.metadata import png_metadata, url_metadata
@@ -29,6 +29,14 @@ card_images_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     tags=RENDER_TAGS,
     description="Render, store and write back the card images of the selected cardsets.",
+)
+
+
+design_preview_job = dg.define_asset_job(
+    "design_preview_job",
+    selection=[design_preview],
+    executor_def=dg.in_process_executor,
+    description="Draw the configured design on sample cards, beside the images it would replace.",
 )
 
 

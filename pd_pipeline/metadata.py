@@ -14,9 +14,11 @@ import dagster as dg
 from pd_pipeline.images.audit import Problem
 from pd_pipeline.images.produce import CPU_PHASES, PngReport
 from pd_pipeline.images.writeback import WriteReport
+from pd_pipeline.render.preview import Preview
 from pd_pipeline.render.sheet import contact_sheet, pick_samples
 
 MAX_LISTED_FAILURES = 50
+PAIRS = 3  # before/after pairs on the design preview's sheet
 
 
 def preview_markdown(pngs: Sequence[bytes], rendered: int) -> str:
@@ -30,6 +32,38 @@ def preview_markdown(pngs: Sequence[bytes], rendered: int) -> str:
         f"![contact sheet: {shown} of {rendered} cards rendered](data:image/webp;base64,{data})"
         f"\n\n{shown} of the {rendered} cards rendered in this run."
     )
+
+
+def design_preview_metadata(made: Preview, older: int) -> dict[str, Any]:
+    """What the design_preview asset shows: the design on its sample cards and, where they have
+    a current image, the pairs and the share of pixels each would change."""
+    drawn = [c for c in made.cards if c.png is not None]
+    compared = [c for c in drawn if c.changed is not None]
+    metadata: dict[str, Any] = {
+        "template_version": dg.MetadataValue.text(made.version),
+        "cards_in_older_design": older,
+        "sample_cards": len(made.cards),
+        "preview": dg.MetadataValue.md(preview_markdown([c.png for c in drawn], len(drawn))),
+    }
+    if compared:
+        pairs = [png for c in compared[:PAIRS] for png in (c.before, c.png)]
+        sheet, _ = contact_sheet(pairs, columns=2, limit=2 * PAIRS) or (b"", 0)
+        data = base64.b64encode(sheet).decode("ascii")
+        lines = [
+            f"![current images and the new design](data:image/webp;base64,{data})",
+            "",
+            "Left, the current image; right, the new design.",
+            "",
+            "| card | pixels changed |",
+            "| --- | --- |",
+        ]
+        lines += [f"| {_cell(c.caption)} | {c.changed:.1%} |" for c in compared]
+        metadata["before_after"] = dg.MetadataValue.md("\n".join(lines))
+        metadata["mean_pixels_changed"] = round(sum(c.changed for c in compared) / len(compared), 4)
+    failed = [(c.caption, c.error) for c in made.cards if c.error]
+    if failed:
+        metadata["failures"] = failures_markdown(failed)
+    return metadata
 
 
 def failures_markdown(failures: list[tuple[str, str]]) -> dg.MarkdownMetadataValue:

@@ -11,7 +11,7 @@ from pd_pipeline.db import schema
 from pd_pipeline.db.backlog import Backlog, backlog, old_design
 from pd_pipeline.images.state import Context
 from pd_pipeline.images.sweep import sweep
-from pd_pipeline.jobs import card_images_job
+from pd_pipeline.jobs import card_images_job, design_preview_job
 from pd_pipeline.lost_runs import fail_lost_runs
 from pd_pipeline.model import CARD_TYPES
 from pd_pipeline.partitions import cardsets, covered
@@ -62,23 +62,37 @@ def last_run(instance: dg.DagsterInstance, partition: str) -> LastRun | None:
 
 
 def rollout_request(
-    instance: dg.DagsterInstance, engine: sa.Engine, ctx: Context, blocked: set[str], now: float
-) -> tuple[dg.RunRequest | None, str]:
-    """The next rollout run, if one is due (one at a time, in a cardset where nothing else
-    waits), and what the tick says of the rollout."""
+    instance: dg.DagsterInstance,
+    engine: sa.Engine,
+    ctx: Context,
+    blocked: set[str],
+    room: int,
+    now: float,
+) -> tuple[list[dg.RunRequest], str]:
+    """While cards wait in an older design: the design's preview (once per design: its run key
+    names the design), and the next rollout run if one is due (one at a time, in a cardset where
+    nothing else waits, if there is `room`); and what the tick says of the rollout."""
     going = instance.get_runs(
         dg.RunsFilter(statuses=IN_FLIGHT, tags={ROLLOUT_TAG: "true"}), limit=1
     )
     if going:
         run, where = going[0], going[0].tags.get("dagster/partition")
-        return None, f"; rolling out the design: run {run.run_id[:8]} on {where}"
+        return [], f"; rolling out the design: run {run.run_id[:8]} on {where}"
     with engine.connect() as conn:
         left = old_design(conn, ctx.template_version)
     if not left:
-        return None, ""
-    said = f"; {sum(left.values())} cards in {len(left)} cardsets are in an older design"
+        return [], ""
+    preview = dg.RunRequest(
+        job_name=design_preview_job.name, run_key=f"design-preview:{ctx.template_version}"
+    )
+    said = (
+        f"; {sum(left.values())} cards in {len(left)} cardsets are in an older design (the "
+        "design_preview asset shows the new one beside them)"
+    )
     if settings.ROLLOUT != "auto":
-        return None, said + " (PD_ROLLOUT=manual: a run with roll_out re-renders them)"
+        return [preview], said + " (PD_ROLLOUT=manual: a run with roll_out re-renders them)"
+    if room <= 0:
+        return [preview], said
     per_type = settings.ROLLOUT_CARDS_PER_RUN
     for cardset_id, count in sorted(left.items()):
         partition = partition_key(cardset_id)
@@ -89,6 +103,7 @@ def rollout_request(
         if not decision.launch:
             continue
         request = dg.RunRequest(
+            job_name=card_images_job.name,
             partition_key=partition,
             run_key=decision.run_key,
             run_config={
@@ -96,17 +111,19 @@ def rollout_request(
             },
             tags={ROLLOUT_TAG: "true", **retries.tags(signature, decision)},
         )
-        return request, said + f"; rolling out {partition}: {per_type} cards per card type a run"
-    return None, said
+        said += f"; rolling out {partition}: {per_type} cards per card type a run"
+        return [preview, request], said
+    return [preview], said
 
 
 @dg.sensor(
-    job=card_images_job,
+    jobs=[card_images_job, design_preview_job],
     minimum_interval_seconds=settings.SENSOR_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Finds cardsets with cards needing an image (NULL image_url, new variants, "
     "stale data, non-canonical URLs) and requests a card_images_job run for each; work a run "
-    "left waiting (an outage) is launched again with backoff.",
+    "left waiting (an outage) is launched again with backoff. A new design is previewed "
+    "(design_preview_job), then rolled out at a bounded pace.",
 )
 def pending_images_sensor(
     context: dg.SensorEvaluationContext,
@@ -150,6 +167,7 @@ def pending_images_sensor(
             held.append((partition, decision))
     requests = [
         dg.RunRequest(
+            job_name=card_images_job.name,
             partition_key=partition_key(b.cardset_id),
             # The key names the work: the same backlog is never launched twice, new work always
             # is, and work a failed run left is launched again under its attempt's key.
@@ -180,9 +198,10 @@ def pending_images_sensor(
     if held:
         summary += "; not launched now: " + "; ".join(f"{p}: {d.why}" for p, d in held)
     blocked = busy | {partition_key(i) for i in waiting}  # new and changed cards go first
-    rollout, said = rollout_request(context.instance, engine, res.ctx, blocked, now)
-    if rollout and len(requests) < allowed:
-        requests.append(rollout)
+    rollout, said = rollout_request(
+        context.instance, engine, res.ctx, blocked, allowed - len(requests), now
+    )
+    requests += rollout
     summary += said
     context.log.info(summary)
     return dg.SensorResult(

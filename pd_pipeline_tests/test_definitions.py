@@ -18,6 +18,7 @@ def test_definitions_load_and_keep_their_names():
         "pitchingcard_pngs",
         "battingcard_image_urls",
         "pitchingcard_image_urls",
+        "design_preview",
     }
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     names = ("all_cards_rendered", "urls_present", "urls_canonical", "objects_valid")
@@ -27,7 +28,8 @@ def test_definitions_load_and_keep_their_names():
         for card_type in ("battingcard", "pitchingcard")
         for name in names
     }
-    for key in graph.get_all_asset_keys():
+    assert graph.get(dg.AssetKey("design_preview")).partitions_def is None
+    for key in graph.get_all_asset_keys() - {dg.AssetKey("design_preview")}:
         partitions = graph.get(key).partitions_def
         assert isinstance(partitions, dg.DynamicPartitionsDefinition)
         assert partitions.name == "cardsets"
@@ -39,7 +41,7 @@ def test_definitions_load_and_keep_their_names():
     assert defs.resolve_job_def("render_pending_job").partitions_def is None
     assert set(defs.resources) == {"card_db", "card_store", "renderer"}
     sensor = defs.resolve_sensor_def("pending_images_sensor")
-    assert sensor.job_name == "card_images_job"
+    assert [t.job_name for t in sensor.targets] == ["card_images_job", "design_preview_job"]
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     schedule = defs.resolve_schedule_def("nightly_reconcile_schedule")
     assert schedule.job_name == "card_images_job"
@@ -54,7 +56,11 @@ def test_definitions_load_and_keep_their_names():
         *(f"pending_{t}_{step}" for t in ("battingcard", "pitchingcard")
           for step in ("pngs", "image_urls", "image_checks")),
     }  # fmt: skip
-    assert {j.name for j in defs.jobs} == {"card_images_job", "render_pending_job"}
+    assert {j.name for j in defs.jobs} == {
+        "card_images_job",
+        "render_pending_job",
+        "design_preview_job",
+    }
     assert {s.name for s in defs.sensors} == {
         "pending_images_sensor",
         "run_failure_alert",

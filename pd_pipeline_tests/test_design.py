@@ -12,6 +12,7 @@ from PIL import Image
 from pd_pipeline import cli, config
 from pd_pipeline.db import schema
 from pd_pipeline.db.cards import load_cards
+from pd_pipeline.definitions import build_defs
 from pd_pipeline.images.preview import open_existing
 from pd_pipeline.model import CARD_TYPES
 from pd_pipeline.render.pages import pages_for
@@ -20,7 +21,7 @@ from pd_pipeline.render.preview import changed_share
 from pd_pipeline.render.samples import LONGEST_NAME, builtin_samples
 from pd_pipeline.render.view import tier_of
 from pd_pipeline.storage.keys import key_of_url
-from pd_pipeline_tests.helpers import assert_every_card_correct, materialize
+from pd_pipeline_tests.helpers import assert_every_card_correct, materializations, materialize
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "classic"
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -136,6 +137,18 @@ def test_a_design_previewed_then_rolled_out(seeded, monkeypatch, tmp_path, capsy
     assert _snapshot(seeded.engine) == before  # no row, ledger entry or object written
 
     monkeypatch.setenv("PD_TEMPLATES_DIR", str(EXAMPLE))
+    # The UI's view of the same, the design_preview asset (the sensor launches its job once
+    # per new design): the new design's cards, and beside the images they would replace.
+    job = build_defs().resolve_job_def("design_preview_job")
+    shown = materializations(job.execute_in_process(instance=seeded.instance), "design_preview")
+    assert shown["template_version"] == example.version
+    assert shown["cards_in_older_design"] == len(_ledger(seeded.engine))
+    assert "(data:image/webp;base64," in shown["preview"]
+    assert "(data:image/webp;base64," in shown["before_after"]
+    shares = [float(s) for s in re.findall(r"\| ([\d.]+)% \|", shown["before_after"])]
+    assert len(shares) == shown["sample_cards"] > 0 and min(shares) > 5, shown["before_after"]
+    assert _snapshot(seeded.engine) == before
+
     # The operator rolls the new design out at once (README: Rolling out a design).
     roll_out = {
         "ops": {a: {"config": {"roll_out": 100_000}} for a in ASSETS if a.endswith("_pngs")}
@@ -153,6 +166,34 @@ def test_a_design_previewed_then_rolled_out(seeded, monkeypatch, tmp_path, capsy
     # Its pixels are the example's: every card differs from its image in the shipped design.
     for card, png in _objects(seeded.engine).items():
         assert changed_share(old_pngs[card], png) > 0.05, card
+
+
+@pytest.mark.slow
+@SQLITE_ONLY
+def test_a_template_failing_on_some_cards_fails_those_cards_only(seeded, monkeypatch, tmp_path):
+    design = tmp_path / "picky"
+    shutil.copytree(EXAMPLE, design)
+    template = design / "card.html"
+    lines = template.read_text().splitlines()
+    lines.insert(2, "{% if card.variant %}{{ card.no_such_field }}{% endif %}")
+    template.write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("PD_TEMPLATES_DIR", str(design))
+
+    result = materialize(seeded.instance, "battingcard_pngs")
+    assert result.success  # the partition goes on past the cards the template fails on
+    made = materializations(result, "battingcard_pngs")
+    failed = {
+        e["card_id"]: e["error"]
+        for e in _ledger(seeded.engine)
+        if e["status"] == "failed" and e["card_type"] == "battingcard"
+    }
+    with seeded.engine.connect() as conn:
+        card = schema.battingcard
+        cards = dict(conn.execute(sa.select(card.c.id, card.c.variant)).all())
+    assert set(failed) == {i for i, variant in cards.items() if variant}
+    assert made["rendered"] == sum(not variant for variant in cards.values()) > 0
+    for card_id, error in failed.items():
+        assert f"#{card_id}" in error and re.search(r"card\.html:3: .*no_such_field", error), error
 
 
 def test_without_a_database_the_preview_has_samples_of_every_kind(tmp_path):

@@ -70,8 +70,12 @@ def test_dg_checks_and_lists_the_definitions(project):
     listed = json.loads(_dg(project, "list", "defs", "--json").stdout)
     assert {a["asset_key"] for a in listed["assets"]} == {
         f"{card_type}_{kind}" for card_type in CARD_TYPES for kind in ("pngs", "image_urls")
+    } | {"design_preview"}
+    assert {j["name"] for j in listed["jobs"]} == {
+        "card_images_job",
+        "render_pending_job",
+        "design_preview_job",
     }
-    assert {j["name"] for j in listed["jobs"]} == {"card_images_job", "render_pending_job"}
     assert "pending_images_sensor" in {s["name"] for s in listed["sensors"]}
     assert [s["name"] for s in listed["schedules"]] == ["nightly_reconcile_schedule"]
     assert len(listed["asset_checks"]) == 12  # six per *_image_urls asset

@@ -42,7 +42,10 @@ def test_a_design_rolls_out_at_its_pace_and_new_cards_go_first(seeded, monkeypat
     # A new variant arrives as the design changes: its run comes first and renders it alone.
     variant = add_variant(engine, variant=777)
     tick, _ = sensor_tick(instance)
-    (request,) = tick.run_requests
+    requests = {r.job_name: r for r in tick.run_requests}
+    assert set(requests) == {"card_images_job", "design_preview_job"}
+    assert requests["design_preview_job"].run_key == f"design-preview:{new_design}"
+    request = requests["card_images_job"]
     assert "pd/rollout" not in request.tags
     first = run_partition(instance, tags=request.tags)
     assert first.success and image_urls(engine)[variant]
@@ -55,9 +58,10 @@ def test_a_design_rolls_out_at_its_pace_and_new_cards_go_first(seeded, monkeypat
     runs = 0
     while True:
         tick, _ = sensor_tick(instance, log=caplog.handler)
-        if not tick.run_requests:
+        rollouts = [r for r in tick.run_requests if r.job_name == "card_images_job"]
+        if not rollouts:
             break
-        (request,) = tick.run_requests
+        (request,) = rollouts
         assert request.tags["pd/rollout"] == "true"
         result = run_partition(instance, tags=request.tags, **request.run_config)
         assert result.success

@@ -26,7 +26,7 @@ from pd_pipeline.images.progress import Progress
 from pd_pipeline.images.recorder import Recorder
 from pd_pipeline.images.state import Context
 from pd_pipeline.render.browser import BrowserPool
-from pd_pipeline.render.pages import CardPages
+from pd_pipeline.render.pages import CardPages, DesignError
 from pd_pipeline.render.png import InvalidPng, verify_png
 from pd_pipeline.render.validate import CardDataError
 from pd_pipeline.storage.keys import partition_key
@@ -210,6 +210,9 @@ class _Step:
                 markup = self.pages.body(work.card)
             except CardDataError as e:
                 self.fail(work, str(e))
+                continue
+            except DesignError as e:  # a template that fails on this card's data only
+                self.fail(work, f"{work.card.label}: {e}")
                 continue
             finally:
                 self.report.cpu_s["markup"] += time.thread_time() - started

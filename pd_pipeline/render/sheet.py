@@ -31,16 +31,18 @@ def pick_samples(per_cardset: Sequence[Sequence[bytes]], limit: int = MAX_CARDS)
     return [pngs[i * len(pngs) // limit] for i in range(limit)]
 
 
-def contact_sheet(pngs: Sequence[bytes]) -> tuple[bytes, int] | None:
-    """A WebP grid of the first MAX_CARDS cards and how many it shows (those that decode), or
-    None when none does."""
-    cards = [card for card in map(_decode, pngs[:MAX_CARDS]) if card is not None]
+def contact_sheet(
+    pngs: Sequence[bytes], columns: int = COLUMNS, limit: int = MAX_CARDS
+) -> tuple[bytes, int] | None:
+    """A WebP grid of the first `limit` cards, `columns` to a row, and how many it shows (those
+    that decode), or None when none does."""
+    cards = [card for card in map(_decode, pngs[:limit]) if card is not None]
     if not cards:
         return None
     sheet = b""
     for width, quality in ATTEMPTS:
         buffer = io.BytesIO()
-        _grid(cards, width).save(buffer, "WEBP", quality=quality, method=4)
+        _grid(cards, width, columns).save(buffer, "WEBP", quality=quality, method=4)
         sheet = buffer.getvalue()
         if len(sheet) <= MAX_BYTES:
             break
@@ -55,9 +57,9 @@ def _decode(png: bytes) -> Image.Image | None:
         return None
 
 
-def _grid(cards: list[Image.Image], width: int) -> Image.Image:
+def _grid(cards: list[Image.Image], width: int, columns: int) -> Image.Image:
     height = round(width * cards[0].height / cards[0].width)
-    columns = min(COLUMNS, len(cards))
+    columns = min(columns, len(cards))
     rows = math.ceil(len(cards) / columns)
     sheet = Image.new(
         "RGB", (columns * (width + GAP) + GAP, rows * (height + GAP) + GAP), BACKGROUND
