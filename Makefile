@@ -49,12 +49,14 @@ bench: setup
 	$(BIN)/python -m bench writeback --rows 100000
 
 # Heavy runs: peak memory over 1,000 and 10,000 cards, the write-back's candidate query on a
-# 1,000,000-row card table (PostgreSQL), a 50,000-card backlog worked off by the sensor, and
-# sensor ticks on 1,000,000 card rows.
+# 1,000,000-row card table (PostgreSQL), a design rolled out over 3,000 cards under dagster dev
+# while new variants arrive, a 50,000-card backlog worked off by the sensor, and sensor ticks on
+# 1,000,000 card rows.
 LOADTEST_CARDS ?= 50000
 loadtest: setup
 	$(BIN)/python -m bench memory --cards 1000 10000
 	$(BIN)/python -m bench writeback --rows 100000 --explain-rows 1000000
+	$(BIN)/python -m bench rollout --cards 3000
 	PD_LOADTEST_CARDS=$(LOADTEST_CARDS) $(BIN)/pytest -q -s pd_pipeline_tests/test_load.py \
 	  pd_pipeline_tests/test_sensor_scale.py
 

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -64,7 +65,10 @@ def main() -> None:
     if args.command == "rollout":
         from bench import rollout as rollouts
 
-        _save("rollout", rollouts.run(args.cards, args.inserts, args.every), None)
+        summary = rollouts.run(args.cards, args.inserts, args.every)
+        _save("rollout", summary, None)
+        if summary["unmet"]:
+            sys.exit("not met: " + "; ".join(summary["unmet"]))
         return
     if args.command == "latency":
         from bench import latency as latencies

@@ -73,6 +73,16 @@ def run(cards: int, inserts: int, every: float) -> dict:
         "work": str(work),
     }
     most = summary["most_cards_per_type_in_a_run"]
+    summary["unmet"] = [
+        what
+        for what, met in (
+            ("the rollout went on through every insert", still_going),
+            (f"no rollout run rendered more than {settings.ROLLOUT_CARDS_PER_RUN} cards per type",
+             most <= settings.ROLLOUT_CARDS_PER_RUN),
+            ("p95 insert to URL during the rollout <= 30 s", during["p95_s"] <= 30),
+        )
+        if not met
+    ]  # fmt: skip
     print(
         f"rollout of {cards} cards: {took:.0f} s ({60 * cards / took:.0f} cards/min) in "
         f"{len(runs)} runs, at most {most} cards per type a run (PD_ROLLOUT_CARDS_PER_RUN="
