@@ -5,11 +5,16 @@ one process: it is the CI entry point. Needs the `celery` extra.
 
 Workers and runs load this module: `-m pd_pipeline.celery_defs`."""
 
+import warnings
+
 import dagster as dg
 from dagster_celery import celery_executor
 
 from pd_pipeline.definitions import build_defs
 from pd_pipeline.jobs import card_images_job
+
+# Dagster 1.13's with_updated_jobs passes the beta `owners` on, and would say so on every import.
+warnings.filterwarnings("ignore", "Parameter `owners`", dg.BetaWarning)
 
 celery_card_images_job = dg.define_asset_job(
     card_images_job.name,
@@ -21,12 +26,14 @@ celery_card_images_job = dg.define_asset_job(
 
 
 def _on_celery(automation):
-    """A sensor or schedule of the base location, pointed at the Celery job if it targets
-    card_images_job (the others, such as alert sensors, launch nothing of ours)."""
-    targets = automation.has_jobs if isinstance(automation, dg.SensorDefinition) else True
-    if targets and automation.job_name == card_images_job.name:
-        return automation.with_updated_job(celery_card_images_job)
-    return automation
+    """A sensor or schedule of the base location, pointed at the Celery job where it targets
+    card_images_job (its other jobs, and sensors that launch nothing, as they are)."""
+    celery = {card_images_job.name: celery_card_images_job}
+    if isinstance(automation, dg.ScheduleDefinition):
+        return automation.with_updated_job(celery.get(automation.job_name, automation.job))
+    if not automation.has_jobs:
+        return automation
+    return automation.with_updated_jobs([celery.get(job.name, job) for job in automation.jobs])
 
 
 def build_celery_defs() -> dg.Definitions:

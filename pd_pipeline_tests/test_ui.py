@@ -124,7 +124,7 @@ def _browser(shots: Path, server: DagsterDev) -> Iterator[Page]:
 
 
 def _sees_the_assets(page: Page, url: str) -> None:
-    page.goto(f"{url}/asset-groups/card_images")
+    page.goto(f"{url}/locations/pd_pipeline/asset-groups/card_images")
     for asset in ASSETS:
         expect(page.get_by_text(asset, exact=True).first).to_be_visible()
 
