@@ -2,15 +2,13 @@
 `image_url` column that points at them (`*_image_urls`). Their checks are in `checks.py`; what
 each step does is in `steps.py`, which the CI job runs too."""
 
-import tempfile
 import warnings
-from pathlib import Path
 
 import dagster as dg
 
 from pd_pipeline import settings, steps
 from pd_pipeline.db.backlog import old_design
-from pd_pipeline.images.preview import preview
+from pd_pipeline.images.preview import preview_cards
 from pd_pipeline.metadata import design_preview_metadata, png_metadata, url_metadata
 from pd_pipeline.model import CARD_TYPES
 from pd_pipeline.partitions import cardsets
@@ -100,14 +98,12 @@ def design_preview(
     renderer: CardRenderer,
 ) -> dg.MaterializeResult:
     pages = renderer.card_pages()
-    with tempfile.TemporaryDirectory() as out:
-        chromium = find_chromium(renderer.chromium_path)
-        made = preview(pages, chromium, Path(out), database_url=card_db.url,
-                       store=card_store.open(), cards=PREVIEW_CARDS)  # fmt: skip
+    made = preview_cards(pages, find_chromium(renderer.chromium_path), database_url=card_db.url,
+                         store=card_store.open(), cards=PREVIEW_CARDS)  # fmt: skip
     with card_db.engine().connect() as conn:
         older = sum(old_design(conn, pages.version).values())
     context.log.info(
-        f"design {pages.version[:12]}: {sum(c.png is not None for c in made.cards)} of "
-        f"{len(made.cards)} sample cards drawn; {older} cards are in an older design"
+        f"design {pages.version[:12]}: {sum(c.png is not None for c in made)} of "
+        f"{len(made)} sample cards drawn; {older} cards are in an older design"
     )
-    return dg.MaterializeResult(metadata=design_preview_metadata(made, older))
+    return dg.MaterializeResult(metadata=design_preview_metadata(pages.version, made, older))

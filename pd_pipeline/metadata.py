@@ -14,7 +14,7 @@ import dagster as dg
 from pd_pipeline.images.audit import Problem
 from pd_pipeline.images.produce import CPU_PHASES, PngReport
 from pd_pipeline.images.writeback import WriteReport
-from pd_pipeline.render.preview import Preview
+from pd_pipeline.render.preview import PreviewCard
 from pd_pipeline.render.sheet import contact_sheet, pick_samples
 
 MAX_LISTED_FAILURES = 50
@@ -34,15 +34,17 @@ def preview_markdown(pngs: Sequence[bytes], rendered: int) -> str:
     )
 
 
-def design_preview_metadata(made: Preview, older: int) -> dict[str, Any]:
+def design_preview_metadata(
+    version: str, cards: Sequence[PreviewCard], older: int
+) -> dict[str, Any]:
     """What the design_preview asset shows: the design on its sample cards and, where they have
     a current image, the pairs and the share of pixels each would change."""
-    drawn = [c for c in made.cards if c.png is not None]
+    drawn = [c for c in cards if c.png is not None]
     compared = [c for c in drawn if c.changed is not None]
     metadata: dict[str, Any] = {
-        "template_version": dg.MetadataValue.text(made.version),
+        "template_version": dg.MetadataValue.text(version),
         "cards_in_older_design": older,
-        "sample_cards": len(made.cards),
+        "sample_cards": len(cards),
         "preview": dg.MetadataValue.md(preview_markdown([c.png for c in drawn], len(drawn))),
     }
     if compared:
@@ -60,7 +62,7 @@ def design_preview_metadata(made: Preview, older: int) -> dict[str, Any]:
         lines += [f"| {_cell(c.caption)} | {c.changed:.1%} |" for c in compared]
         metadata["before_after"] = dg.MetadataValue.md("\n".join(lines))
         metadata["mean_pixels_changed"] = round(sum(c.changed for c in compared) / len(compared), 4)
-    failed = [(c.caption, c.error) for c in made.cards if c.error]
+    failed = [(c.caption, c.error) for c in cards if c.error]
     if failed:
         metadata["failures"] = failures_markdown(failed)
     return metadata

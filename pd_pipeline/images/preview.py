@@ -17,7 +17,7 @@ from pd_pipeline.db.cards import load_cards
 from pd_pipeline.db.engine import make_engine
 from pd_pipeline.model import CARD_TYPES, Card
 from pd_pipeline.render.pages import CardPages
-from pd_pipeline.render.preview import Preview, render_samples, write_preview
+from pd_pipeline.render.preview import Preview, PreviewCard, render_samples, write_preview
 from pd_pipeline.render.samples import Sample, builtin_samples
 from pd_pipeline.render.view import tier_of
 from pd_pipeline.storage.keys import key_of_url
@@ -38,13 +38,29 @@ def preview(
 ) -> Preview:
     """Render the picked cards (or the built-in samples) in `pages`' design into `out`, with a
     before/after comparison for those whose current image is in `store`."""
+    rendered = preview_cards(
+        pages, chromium, database_url=database_url, store=store, cards=cards, player_ids=player_ids
+    )
+    return write_preview(out, pages.version, rendered)
+
+
+def preview_cards(
+    pages: CardPages,
+    chromium: str,
+    *,
+    database_url: str,
+    store: ObjectStore | None = None,
+    cards: int = DEFAULT_CARDS,
+    player_ids: Sequence[int] = (),
+) -> list[PreviewCard]:
+    """The picked cards (or the built-in samples) rendered in `pages`' design, each compared
+    with its current image where `store` has it; nothing written."""
     engine = open_existing(database_url)
     samples = pick_cards(engine, cards, player_ids) if engine is not None else []
     if not samples and not player_ids:
         samples = builtin_samples()[:cards]
     befores = [current_image(store, s.card) for s in samples]
-    rendered = render_samples(pages, samples, chromium, befores)
-    return write_preview(out, pages.version, rendered)
+    return render_samples(pages, samples, chromium, befores)
 
 
 def open_existing(url: str) -> sa.Engine | None:
