@@ -10,10 +10,12 @@ works (progress every few seconds, step events); one that has logged nothing for
 safe: the write-back never clobbers a row that changed, and two runs on one cardset agree.
 """
 
+from collections.abc import Sequence
+
 import dagster as dg
 
 from pd_pipeline import settings
-from pd_pipeline.partitions import cardsets, covered
+from pd_pipeline.partitions import covered
 
 # Statuses a lost run can be stuck in: QUEUED is waiting its turn, not lost.
 STUCK = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
@@ -28,16 +30,19 @@ def last_heard(instance: dg.DagsterInstance, record: dg.RunRecord) -> float:
     return heard
 
 
-def fail_lost_runs(instance: dg.DagsterInstance, now: float) -> list[str]:
-    """Mark failed every stuck run on a cardset that has been silent too long; say which, for
-    the tick's text."""
-    keys = instance.get_dynamic_partitions(cardsets.name)
-    said = []
-    for record in instance.get_run_records(dg.RunsFilter(statuses=STUCK)):
+def fail_lost_runs(
+    instance: dg.DagsterInstance, in_flight: Sequence[dg.RunRecord], keys: Sequence[str], now: float
+) -> dict[str, str]:
+    """Mark failed every stuck run of `in_flight` on one of the cardsets `keys` that has been
+    silent too long. Returns run id -> what the tick says of it."""
+    lost = {}
+    for record in in_flight:
         run = record.dagster_run
         where = covered(run.tags, keys)
-        if not where:
+        if run.status not in STUCK or not where:
             continue
+        if now - record.update_timestamp.timestamp() < settings.RUN_SILENT_SECONDS:
+            continue  # its status changed lately: no need to read its events
         silent = now - last_heard(instance, record)
         if silent < settings.RUN_SILENT_SECONDS:
             continue
@@ -47,5 +52,5 @@ def fail_lost_runs(instance: dg.DagsterInstance, now: float) -> list[str]:
             "process running it is taken for lost, and its work is launched again."
         )
         instance.report_run_failed(run, message)
-        said.append(f"run {run.run_id[:8]} on {', '.join(where)}, silent {silent:.0f} s")
-    return said
+        lost[run.run_id] = f"run {run.run_id[:8]} on {', '.join(where)}, silent {silent:.0f} s"
+    return lost

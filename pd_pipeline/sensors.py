@@ -12,7 +12,7 @@ from pd_pipeline.db.backlog import Backlog, backlog, old_design
 from pd_pipeline.images.state import Context
 from pd_pipeline.images.sweep import sweep
 from pd_pipeline.jobs import card_images_job, design_preview_job
-from pd_pipeline.lost_runs import fail_lost_runs
+from pd_pipeline.lost_runs import STUCK, fail_lost_runs
 from pd_pipeline.model import CARD_TYPES
 from pd_pipeline.partitions import cardsets, covered
 from pd_pipeline.resources import CardDatabase, CardRenderer, CardStore
@@ -27,20 +27,8 @@ from pd_pipeline.retries import (
 from pd_pipeline.steps import Opened
 from pd_pipeline.storage.keys import partition_key
 
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
+IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, *STUCK]
 ROLLOUT_TAG = "pd/rollout"
-
-
-def partitions_in_flight(instance: dg.DagsterInstance) -> set[str]:
-    """Cardsets some queued or running run covers: ours, UI runs and backfill ranges alike."""
-    keys = instance.get_dynamic_partitions(cardsets.name)
-    runs = instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT))
-    return {key for run in runs for key in covered(run.tags, keys)}
 
 
 def last_run(instance: dg.DagsterInstance, partition: str) -> LastRun | None:
@@ -65,19 +53,18 @@ def rollout_request(
     instance: dg.DagsterInstance,
     engine: sa.Engine,
     ctx: Context,
+    rolling: dg.DagsterRun | None,
     blocked: set[str],
     room: int,
     now: float,
 ) -> tuple[list[dg.RunRequest], str]:
     """While cards wait in an older design: the design's preview (once per design: its run key
-    names the design), and the next rollout run if one is due (one at a time, in a cardset where
-    nothing else waits, if there is `room`); and what the tick says of the rollout."""
-    going = instance.get_runs(
-        dg.RunsFilter(statuses=IN_FLIGHT, tags={ROLLOUT_TAG: "true"}), limit=1
-    )
-    if going:
-        run, where = going[0], going[0].tags.get("dagster/partition")
-        return [], f"; rolling out the design: run {run.run_id[:8]} on {where}"
+    names the design), and the next rollout run if one is due (one at a time, none while
+    `rolling` goes, in a cardset where nothing else waits, if there is `room`); and what the
+    tick says of the rollout."""
+    if rolling is not None:
+        where = rolling.tags.get("dagster/partition")
+        return [], f"; rolling out the design: run {rolling.run_id[:8]} on {where}"
     with engine.connect() as conn:
         left = old_design(conn, ctx.template_version)
     if not left:
@@ -143,11 +130,14 @@ def pending_images_sensor(
     with engine.connect() as conn:
         waiting = backlog(conn)
         known = set(conn.scalars(sa.select(schema.cardset.c.id)))
-    registered = set(context.instance.get_dynamic_partitions(cardsets.name))
-    new = sorted({partition_key(i) for i in known | set(waiting)} - registered)
+    keys = context.instance.get_dynamic_partitions(cardsets.name)
+    new = sorted({partition_key(i) for i in known | set(waiting)} - set(keys))
     now = time.time()
-    lost = fail_lost_runs(context.instance, now)
-    busy = partitions_in_flight(context.instance)
+    # Queued and running runs (ours, UI runs, backfill ranges), less those taken for lost now.
+    in_flight = context.instance.get_run_records(dg.RunsFilter(statuses=IN_FLIGHT))
+    lost = fail_lost_runs(context.instance, in_flight, keys, now)
+    runs = [r.dagster_run for r in in_flight if r.dagster_run.run_id not in lost]
+    busy = {key for run in runs for key in covered(run.tags, keys)}
     room = max(0, settings.SENSOR_MAX_RUNS_IN_FLIGHT - len(busy))
     allowed = min(settings.SENSOR_MAX_RUNS_PER_TICK, room)
     launch: list[tuple[Backlog, Decision]] = []
@@ -194,12 +184,13 @@ def pending_images_sensor(
     elif requests:
         summary += f"; launching {len(requests)} runs"
     if lost:
-        summary += "; taken for lost and marked failed: " + "; ".join(lost)
+        summary += "; taken for lost and marked failed: " + "; ".join(lost.values())
     if held:
         summary += "; not launched now: " + "; ".join(f"{p}: {d.why}" for p, d in held)
     blocked = busy | {partition_key(i) for i in waiting}  # new and changed cards go first
+    rolling = next((run for run in runs if run.tags.get(ROLLOUT_TAG) == "true"), None)
     rollout, said = rollout_request(
-        context.instance, engine, res.ctx, blocked, allowed - len(requests), now
+        context.instance, engine, res.ctx, rolling, blocked, allowed - len(requests), now
     )
     requests += rollout
     summary += said
