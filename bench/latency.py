@@ -18,7 +18,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from pd_pipeline_tests.helpers import add_variant, image_urls, seed_small_demo
+from pd_pipeline_tests.helpers import add_variant, image_urls, seed_small_demo, wait_for
 from pd_pipeline_tests.services import S3Server, dagster_env, free_port, process_group
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -31,7 +31,7 @@ def run(inserts: int, every: float) -> dict:
     engine = seed_small_demo(url, players=4)
     with s3_server() as s3, dagster_dev(work, url, "dagster-dev", **s3.settings()):
         started = time.monotonic()
-        wait(lambda: all(image_urls(engine).values()), 300, "the seeded cards")
+        wait_for(lambda: all(image_urls(engine).values()), "the seeded cards", 300)
         print(f"seeded cards rendered {time.monotonic() - started:.0f}s after start", flush=True)
         latencies = time_inserts(engine, inserts, every, first_variant=900_000_000)
     summary = {"inserts": inserts, "every_s": every, **percentiles(latencies),
@@ -93,11 +93,3 @@ def _arrived(engine, waiting: dict[int, float]) -> list[float]:
     urls = image_urls(engine)
     done = [card_id for card_id in waiting if urls.get(card_id)]
     return [time.monotonic() - waiting.pop(card_id) for card_id in done]
-
-
-def wait(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"not within {timeout:.0f}s: {what}")
-        time.sleep(1)

@@ -19,14 +19,14 @@ from pathlib import Path
 import dagster as dg
 import sqlalchemy as sa
 
-from bench.latency import TARGETS, dagster_dev, percentiles, s3_server, said, time_inserts, wait
+from bench.latency import TARGETS, dagster_dev, percentiles, s3_server, said, time_inserts
 from bench.seed import seed_cards
 from pd_pipeline import settings
 from pd_pipeline.db import schema
 from pd_pipeline.db.engine import make_engine
 from pd_pipeline.render.pages import pages_for
 from pd_pipeline.sensors import ROLLOUT_TAG
-from pd_pipeline_tests.helpers import image_urls
+from pd_pipeline_tests.helpers import every_url_written, wait_for
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "classic"
 
@@ -40,7 +40,7 @@ def run(cards: int, inserts: int, every: float) -> dict:
     with s3_server() as s3:
         with dagster_dev(work, url, "dev-shipped-design", **s3.settings()):
             started = time.monotonic()
-            wait(lambda: _all_have_urls(engine), 60 + cards / 3, f"the {cards} seeded cards")
+            wait_for(lambda: every_url_written(engine), f"the {cards} seeded cards", 60 + cards / 3)
             print(f"{cards} cards rendered {time.monotonic() - started:.0f}s after start")
             before = percentiles(time_inserts(engine, inserts, every, first_variant=800_000_000))
             print(f"insert to URL, no rollout: {said(before)}", flush=True)
@@ -52,7 +52,7 @@ def run(cards: int, inserts: int, every: float) -> dict:
             still_going = pace.old() > 0
             during = percentiles(during)
             print(f"insert to URL, during the rollout: {said(during)}", flush=True)
-            wait(lambda: not pace.old(), 120 + cards / 2, "every card in the new design")
+            wait_for(lambda: not pace.old(), "every card in the new design", 120 + cards / 2)
             took = time.monotonic() - started
             pace.stop()
             runs = _rollout_runs(home)
@@ -90,10 +90,6 @@ def run(cards: int, inserts: int, every: float) -> dict:
         f"{said(during)} during it {TARGETS}"
     )
     return summary
-
-
-def _all_have_urls(engine: sa.Engine) -> bool:
-    return all(all(image_urls(engine, t).values()) for t in schema.CARD_TABLES)
 
 
 class _Pace:

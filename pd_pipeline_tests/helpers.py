@@ -2,6 +2,7 @@
 
 import hashlib
 import random
+import time
 from urllib.parse import urlparse
 
 import dagster as dg
@@ -118,6 +119,21 @@ def materializations(result, asset: str) -> dict:
     ]
     assert events, f"{asset} was not materialized"
     return {k: v.value for k, v in events[0].materialization.metadata.items()}
+
+
+def every_url_written(engine: sa.Engine) -> bool:
+    return all(all(image_urls(engine, t).values()) for t in schema.CARD_TABLES)
+
+
+def wait_for(condition, what: str, timeout: float, every: float = 1.0) -> float:
+    """Poll `condition` until it holds; the seconds that took. Fails naming `what` after
+    `timeout` seconds."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if condition():
+            return time.monotonic() - started
+        time.sleep(every)
+    raise AssertionError(f"not within {timeout:.0f}s: {what}")
 
 
 def image_urls(engine: sa.Engine, card_type: str = "battingcard") -> dict[int, str | None]:

@@ -21,6 +21,7 @@ from pd_pipeline_tests.helpers import (
     image_urls,
     move_chances,
     seed_small_demo,
+    wait_for,
 )
 from pd_pipeline_tests.services import (
     OwnPostgres,
@@ -34,16 +35,6 @@ from pd_pipeline_tests.services import (
 pytestmark = pytest.mark.slow
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 DEADLINE_S = 120
-
-
-def wait_for(condition, what: str, timeout: float = DEADLINE_S):
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        value = condition()
-        if value:
-            return time.monotonic() - started
-        time.sleep(2)
-    raise AssertionError(f"not within {timeout:.0f}s: {what}")
 
 
 def _failed_runs(home: Path) -> int:
@@ -93,6 +84,7 @@ def test_the_daemon_keeps_every_card_image_current_and_heals_after_outages(serve
                 and image_urls(engine)[edited] != before
             ),
             "URLs for the new variant, the new ratings and the new cardset",
+            DEADLINE_S,
         )
         urls = image_urls(engine)
         assert urls[edited].split("?")[0] == before.split("?")[0]
