@@ -9,7 +9,6 @@ from its insert to its URL being written.
 """
 
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -19,9 +18,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from pd_pipeline_tests.helpers import add_variant, image_urls, seed_small_demo, wait_for
-from pd_pipeline_tests.services import S3Server, dagster_env, free_port, process_group
+from pd_pipeline_tests.services import S3Server, dagster_dev_command, dagster_env, process_group
 
-DAGSTER = str(Path(sys.executable).with_name("dagster"))
 TARGETS = "(targets: p50 <= 15 s, p95 <= 30 s)"
 
 
@@ -54,7 +52,7 @@ def dagster_dev(work: Path, url: str, name: str, **settings: str) -> Iterator[Pa
     """`dagster dev` on `work`'s DAGSTER_HOME (kept across calls), its log in `work/name.log`."""
     home = work / "dagster_home"
     home.mkdir(exist_ok=True)
-    command = [DAGSTER, "dev", "-m", "pd_pipeline", "-p", str(free_port()), "-h", "127.0.0.1"]
+    command = dagster_dev_command()
     with process_group(command, work / f"{name}.log", dagster_env(url, home, **settings)):
         yield home
 

@@ -93,6 +93,13 @@ def s3_settings(endpoint_url: str, bucket: str) -> dict[str, str]:
     }
 
 
+def dagster_dev_command(port: int | None = None) -> list[str]:
+    """`dagster dev` on the code location, on loopback (a free port unless given)."""
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    port = free_port() if port is None else port
+    return [dagster, "dev", "-m", "pd_pipeline", "-p", str(port), "-h", "127.0.0.1"]
+
+
 def dagster_env(database_url: str, home: Path, **settings: str) -> dict[str, str]:
     """The environment of a `dagster` command a test starts: the test's own (S3 settings from
     the `s3_env` fixture, no stray PD_ settings), its card database and DAGSTER_HOME."""

@@ -7,7 +7,6 @@ The test only edits the card database, as other tools do, stops and starts the s
 waits: the store is down when the sensor first launches runs, then the card database is.
 """
 
-import sys
 import time
 from pathlib import Path
 
@@ -26,14 +25,13 @@ from pd_pipeline_tests.helpers import (
 from pd_pipeline_tests.services import (
     OwnPostgres,
     S3Server,
+    dagster_dev_command,
     dagster_env,
-    free_port,
     process_group,
     s3_settings,
 )
 
 pytestmark = pytest.mark.slow
-DAGSTER = str(Path(sys.executable).with_name("dagster"))
 DEADLINE_S = 120
 
 
@@ -60,7 +58,7 @@ def test_the_daemon_keeps_every_card_image_current_and_heals_after_outages(serve
     home.mkdir()
     env = dagster_env(database.url, home, PD_SENSOR_INTERVAL_SECONDS="3",
                       PD_RETRY_BACKOFF_SECONDS="4")  # fmt: skip
-    command = [DAGSTER, "dev", "-m", "pd_pipeline", "-p", str(free_port()), "-h", "127.0.0.1"]
+    command = dagster_dev_command()
     with process_group(command, tmp_path / "dagster-dev.log", env):
         # (1) the store is down as the first runs go: they fail; once it is back, the sensor
         # launches their work again (backoff), and every card gets its URL

@@ -6,7 +6,6 @@ takes it for lost once it has been silent for PD_RUN_SILENT_SECONDS, marks it fa
 launches its work again."""
 
 import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -19,10 +18,9 @@ from pd_pipeline_tests.helpers import (
     seed_small_demo,
     wait_for,
 )
-from pd_pipeline_tests.services import dagster_env, free_port, process_group
+from pd_pipeline_tests.services import dagster_dev_command, dagster_env, process_group
 
 pytestmark = pytest.mark.slow
-DAGSTER = str(Path(sys.executable).with_name("dagster"))
 SILENT_S = 15
 
 
@@ -50,7 +48,7 @@ def test_a_backlog_outlives_dagster_dev_killed_mid_run(sqlite_url, tmp_path, mon
     env = dagster_env(sqlite_url, home, PD_SENSOR_INTERVAL_SECONDS="2",
                       PD_RETRY_BACKOFF_SECONDS="2", PD_RUN_SILENT_SECONDS=str(SILENT_S),
                       PD_SENSOR_MAX_RUNS_IN_FLIGHT="1")  # fmt: skip
-    dev = [DAGSTER, "dev", "-m", "pd_pipeline", "-p", str(free_port()), "-h", "127.0.0.1"]
+    dev = dagster_dev_command()
 
     with process_group(dev, tmp_path / "dev-1.log", env) as first:
         wait_for(lambda: _runs(home, dg.DagsterRunStatus.STARTED), "a run started", 120, every=0.1)

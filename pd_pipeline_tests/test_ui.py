@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -27,12 +26,11 @@ from playwright.sync_api import Page, expect, sync_playwright
 from pd_pipeline.db.engine import make_engine
 from pd_pipeline.render.chromium import find_chromium
 from pd_pipeline_tests.helpers import image_urls, seed_small_demo
-from pd_pipeline_tests.services import dagster_env, free_port, process_group
+from pd_pipeline_tests.services import dagster_dev_command, dagster_env, free_port, process_group
 
 expect.set_options(timeout=20_000)  # the UI on a busy 2-core machine: pages take seconds
 
 pytestmark = pytest.mark.slow
-DAGSTER = str(Path(sys.executable).with_name("dagster"))
 DOCS_SCREENSHOT = Path(__file__).parents[1] / "docs" / "ui-asset-preview.png"
 CARDSETS = ["cardset-001", "cardset-002"]
 ASSETS = [f"{t}_{a}" for t in ("battingcard", "pitchingcard") for a in ("pngs", "image_urls")]
@@ -80,7 +78,7 @@ def dagster_dev(tmp_path, s3_env) -> Iterator[DagsterDev]:
     env = dagster_env(database_url, home, PD_SENSOR_MAX_RUNS_PER_TICK="0")
     port = free_port()
     log = tmp_path / "dagster-dev.log"
-    command = [DAGSTER, "dev", "-m", "pd_pipeline", "-h", "127.0.0.1", "-p", str(port)]
+    command = dagster_dev_command(port)
     # cwd: no stray .env file can override the settings above.
     with process_group(command, log, env, cwd=tmp_path) as process:
         server = DagsterDev(f"http://127.0.0.1:{port}", log)
