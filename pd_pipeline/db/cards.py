@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from pd_pipeline.db import schema as s
-from pd_pipeline.db.engine import chunks
+from pd_pipeline.db.engine import gc_paused
 from pd_pipeline.model import CARD_FIELDS, FIELDING_FIELDS, RESULTS, Card
 
 
@@ -37,6 +37,14 @@ def load_cards(
     """
     card, ratings = s.CARD_TABLES[card_type], s.RATINGS_TABLES[card_type]
     p, r, cs = s.player, s.rarity, s.cardset
+    chosen = []
+    if cardset_id is not None:
+        chosen.append(p.c.cardset_id == cardset_id)
+    if card_ids is not None:
+        chosen.append(card.c.id.in_(card_ids))
+    if no_cardset:
+        chosen.append(p.c.cardset_id.is_(None))
+    cards_of = card.join(p, card.c.player_id == p.c.player_id)
     query = (
         sa.select(
             card,
@@ -51,51 +59,56 @@ def load_cards(
             r.c.value.label("rarity_value"),
             cs.c.name.label("cardset_name"),
         )  # fmt: skip
-        .select_from(card.join(p, card.c.player_id == p.c.player_id))
+        .select_from(cards_of)
         .outerjoin(r, p.c.rarity_id == r.c.id)
         .outerjoin(cs, p.c.cardset_id == cs.c.id)
+        .where(*chosen)
         .order_by(card.c.id)
     )
-    if cardset_id is not None:
-        query = query.where(p.c.cardset_id == cardset_id)
-    if card_ids is not None:
-        query = query.where(card.c.id.in_(card_ids))
-    if no_cardset:
-        query = query.where(p.c.cardset_id.is_(None))
     lockable = lock and conn.dialect.name == "postgresql"
     if lockable:
         query = query.with_for_update(of=card)
-    rows = conn.execute(query).mappings().all()
-    if not rows:
-        return []
-    ids = [row["id"] for row in rows]
-    ratings_by_card = _ratings(conn, card_type, ratings, ids, lockable)
-    fielding = _fielding(conn, {row["player_id"] for row in rows}, lockable)
-    return [_card(card_type, row, ratings_by_card, fielding) for row in rows]
+    with gc_paused():
+        rows = conn.execute(query).mappings().all()
+        if not rows:
+            return []
+        # The cards' ratings and fielding, selected by the same conditions in the database: a
+        # cardset's thousands of ids never travel as IN (...) lists.
+        ids = sa.select(card.c.id).select_from(cards_of).where(*chosen)
+        players = sa.select(card.c.player_id).select_from(cards_of).where(*chosen)
+        ratings_by_card = _ratings(conn, card_type, ratings, ids, lockable)
+        fielding = _fielding(conn, players, lockable)
+        return [_card(card_type, row, ratings_by_card, fielding) for row in rows]
 
 
 def _ratings(conn, card_type, table, ids, lock) -> dict[int, dict[str, dict]]:
     fk = table.c[f"{card_type}_id"]
+    names = (*RESULTS[card_type], "avg", "obp", "slg")
+    query = (
+        sa.select(fk, table.c.vs_hand, *[table.c[k] for k in names])
+        .where(fk.in_(ids))
+        .order_by(table.c.id)
+    )
+    if lock:
+        query = query.with_for_update(read=True)
     out: dict[int, dict[str, dict]] = defaultdict(dict)
-    for chunk in chunks(ids):
-        query = sa.select(table).where(fk.in_(chunk)).order_by(table.c.id)
-        if lock:
-            query = query.with_for_update(read=True)
-        for row in conn.execute(query).mappings():
-            side = {k: _num(row[k]) for k in (*RESULTS[card_type], "avg", "obp", "slg")}
-            out[row[fk.name]][row["vs_hand"]] = side
+    for card_id, hand, *values in conn.execute(query).all():  # tuples: ~25 values a side
+        out[card_id][hand] = dict(zip(names, map(_num, values), strict=True))
     return out
 
 
-def _fielding(conn, player_ids, lock) -> dict[tuple[int, int], list[dict]]:
+def _fielding(conn, players, lock) -> dict[tuple[int, int], list[dict]]:
     t = s.cardposition
+    query = (
+        sa.select(t.c.player_id, t.c.variant, *[t.c[f] for f in FIELDING_FIELDS])
+        .where(t.c.player_id.in_(players))
+        .order_by(t.c.id)
+    )
+    if lock:
+        query = query.with_for_update(read=True)
     out: dict[tuple[int, int], list[dict]] = defaultdict(list)
-    for chunk in chunks(sorted(player_ids)):
-        query = sa.select(t).where(t.c.player_id.in_(chunk)).order_by(t.c.id)
-        if lock:
-            query = query.with_for_update(read=True)
-        for row in conn.execute(query).mappings():
-            out[(row["player_id"], row["variant"])].append({f: row[f] for f in FIELDING_FIELDS})
+    for player_id, variant, *values in conn.execute(query).all():
+        out[(player_id, variant)].append(dict(zip(FIELDING_FIELDS, values, strict=True)))
     return out
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from pd_pipeline.db.engine import chunks
+from pd_pipeline.db.engine import chunks, gc_paused
 from pd_pipeline.db.schema import card_render
 
 
@@ -41,30 +41,33 @@ class Entry:
 
 
 _COLUMNS = [f.name for f in fields(Entry)]
-_TIMES = ("first_pending_at", "rendered_at", "written_at")
 
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+_TIMES = [_COLUMNS.index(name) for name in ("first_pending_at", "rendered_at", "written_at")]
+
+
 def _entry(row: sa.Row) -> Entry:
-    values = dict(zip(_COLUMNS, (row._mapping[c] for c in _COLUMNS), strict=True))
-    for name in _TIMES:  # SQLite hands back naive datetimes; the ledger writes UTC
-        moment = values[name]
+    values = list(row)  # the columns in Entry's order: positional, as a cardset has thousands
+    for i in _TIMES:  # SQLite hands back naive datetimes; the ledger writes UTC
+        moment = values[i]
         if moment is not None and moment.tzinfo is None:
-            values[name] = moment.replace(tzinfo=dt.UTC)
-    return Entry(**values)
+            values[i] = moment.replace(tzinfo=dt.UTC)
+    return Entry(*values)
 
 
 def entries(conn: sa.Connection, card_type: str, card_ids: Sequence[int]) -> dict[int, Entry]:
     """Ledger rows by card id (cards never seen have none)."""
     out = {}
-    for chunk in chunks(card_ids):
-        query = sa.select(card_render).where(
-            card_render.c.card_type == card_type, card_render.c.card_id.in_(chunk)
-        )
-        out.update({row.card_id: _entry(row) for row in conn.execute(query)})
+    with gc_paused():
+        for chunk in chunks(card_ids):
+            query = sa.select(*[card_render.c[name] for name in _COLUMNS]).where(
+                card_render.c.card_type == card_type, card_render.c.card_id.in_(chunk)
+            )
+            out.update({row.card_id: _entry(row) for row in conn.execute(query)})
     return out
 
 
