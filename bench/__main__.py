@@ -54,6 +54,7 @@ def main() -> None:
     change = sub.add_parser("change", help="a one-card change in a small and a big cardset")
     change.add_argument("--cards", type=int, nargs=2, default=[10, 10_000])
     change.add_argument("--work", default=str(ROOT / "var" / "bench-change"))
+    change.add_argument("--repeat", type=int, default=3, help="runs per size (median shown)")
     latency = sub.add_parser("latency", help="insert to URL with dagster dev, default settings")
     latency.add_argument("--inserts", type=int, default=20)
     latency.add_argument("--every", type=float, default=3.0, help="seconds between inserts")
@@ -78,7 +79,7 @@ def main() -> None:
     if args.command == "change":
         from bench import change as changes
 
-        _save("change", changes.run(args.cards, Path(args.work)), None)
+        _save("change", changes.run(args.cards, Path(args.work), args.repeat), None)
         return
     if args.command == "writeback":
         _writeback(args)
