@@ -18,10 +18,14 @@ from pd_pipeline_tests.helpers import (
 pytestmark = pytest.mark.slow
 
 
-def test_a_partition_gets_every_card_a_url_that_opens_its_png(seeded):
+def test_a_partition_gets_every_card_a_url_that_opens_its_png(seeded, monkeypatch):
     engine, instance = seeded.engine, seeded.instance
+    clients = []  # a boto3 client costs 0.15-0.4 s of CPU: the run's six steps share one
+    get_client = S3Resource.get_client
+    monkeypatch.setattr(S3Resource, "get_client", lambda r: clients.append(r) or get_client(r))
     result = run_partition(instance)
     assert result.success
+    assert len(result.get_step_success_events()) == 6 and len(clients) == 1
     for card_type in ("battingcard", "pitchingcard"):
         urls = image_urls(engine, card_type)
         assert urls and all(urls.values()), f"{card_type} rows left without a URL"
@@ -44,22 +48,6 @@ def test_a_rerun_changes_nothing(seeded):
     assert pngs["current"] == pngs["cards"]
     assert materializations(again, "battingcard_image_urls")["written"] == 0
     assert image_urls(engine) == before
-
-
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the run, not the database
-def test_a_run_makes_one_s3_client_for_all_its_steps(seeded, monkeypatch):
-    """A boto3 client costs 0.15-0.4 s of CPU: a run's six steps share one."""
-    made = []
-    get_client = S3Resource.get_client
-
-    def counted(self):
-        made.append(get_client(self))
-        return made[-1]
-
-    monkeypatch.setattr(S3Resource, "get_client", counted)
-    result = run_partition(seeded.instance)
-    assert result.success and len(result.get_step_success_events()) == 6
-    assert len(made) == 1
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the run, not the database
