@@ -41,13 +41,11 @@ class Entry:
 
 
 _COLUMNS = [f.name for f in fields(Entry)]
+_TIMES = [_COLUMNS.index(name) for name in ("first_pending_at", "rendered_at", "written_at")]
 
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-_TIMES = [_COLUMNS.index(name) for name in ("first_pending_at", "rendered_at", "written_at")]
 
 
 def _entry(row: sa.Row) -> Entry:
