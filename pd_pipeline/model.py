@@ -75,14 +75,21 @@ class Card:
 
     def input_hash(self, template_version: str) -> str:
         """sha256 of everything that decides the PNG: equal hashes mean an identical image."""
-        template, kind = _json(template_version), _json(self.card_type)
-        return _sha256(f'{{"inputs":{self._inputs_json},"template":{template},"type":{kind}}}')
+        made = self._input_hashes.get(template_version)
+        if made is None:  # every rule asks, and a card read again from equal rows is reused
+            template, kind = _json(template_version), _json(self.card_type)
+            made = _sha256(f'{{"inputs":{self._inputs_json},"template":{template},"type":{kind}}}')
+            self._input_hashes[template_version] = made
+        return made
+
+    @functools.cached_property
+    def _input_hashes(self) -> dict[str, str]:
+        return {}
 
 
 # The hashes are of {"inputs": ..., "template": ..., "type": ...} as compact JSON with sorted
 # keys, built from the cached inputs' JSON.
-def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
 
 
 def _sha256(text: str) -> str:

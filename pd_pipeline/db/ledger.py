@@ -65,7 +65,7 @@ def entries(conn: sa.Connection, card_type: str, card_ids: Sequence[int]) -> dic
             query = sa.select(*[card_render.c[name] for name in _COLUMNS]).where(
                 card_render.c.card_type == card_type, card_render.c.card_id.in_(chunk)
             )
-            out.update({row.card_id: _entry(row) for row in conn.execute(query)})
+            out.update({row.card_id: _entry(row) for row in conn.execute(query).all()})
     return out
 
 
