@@ -1,6 +1,7 @@
 """Reading cards with everything their image shows (their render inputs) from the card tables."""
 
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,6 +10,9 @@ import sqlalchemy as sa
 from pd_pipeline.db import schema as s
 from pd_pipeline.db.engine import gc_paused
 from pd_pipeline.model import CARD_FIELDS, FIELDING_FIELDS, RESULTS, Card
+
+# A ratings row's values, per card type: its outcomes' chances and the slash line.
+RATING_NAMES = {kind: (*results, "avg", "obp", "slg") for kind, results in RESULTS.items()}
 
 
 def _num(value: Any) -> Any:
@@ -69,55 +73,92 @@ def load_cards(
     if lockable:
         query = query.with_for_update(of=card)
     with gc_paused():
-        rows = conn.execute(query).mappings().all()
+        rows = conn.execute(query).all()
         if not rows:
             return []
         # The cards' ratings and fielding, selected by the same conditions in the database: a
         # cardset's thousands of ids never travel as IN (...) lists.
         ids = sa.select(card.c.id).select_from(cards_of).where(*chosen)
         players = sa.select(card.c.player_id).select_from(cards_of).where(*chosen)
-        ratings_by_card = _ratings(conn, card_type, ratings, ids, lockable)
+        ratings_of = _ratings(conn, card_type, ratings, ids, lockable)
         fielding = _fielding(conn, players, lockable)
-        return [_card(card_type, row, ratings_by_card, fielding) for row in rows]
+        built = _built.get(card_type, cardset_id) if cardset_id is not None else {}
+        read = {}
+        for row in rows:
+            # A variant without its own fielding rows plays like the base card.
+            field = fielding.get((row.player_id, row.variant)) or fielding.get((row.player_id, 0))
+            source = (tuple(row), ratings_of.get(row.id, ()), field or ())
+            seen = built.get(row.id)
+            same = seen is not None and seen[0] == source
+            read[row.id] = seen if same else (source, _card(card_type, row._mapping, *source[1:]))
+        if cardset_id is not None:
+            _built.keep(card_type, cardset_id, read)
+        return [made for _, made in read.values()]
 
 
-def _ratings(conn, card_type, table, ids, lock) -> dict[int, dict[str, dict]]:
+class _Built:
+    """The cards of the cardsets read last, by the rows they were built from: a card read again
+    from equal rows is the same card, its JSON and hashes already made. A run's checks read the
+    cardsets its plan read, and building cards is most of such a read's cost. (Equal rows make
+    identical inputs: each column reads back as one Python type.) At most KEEP_CARDS cards are
+    kept, or one cardset when it alone has more."""
+
+    KEEP_CARDS = 20_000  # ~7 KB each
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # sensors and steps read in threads of one process
+        self._cardsets: OrderedDict[tuple[str, int], dict[int, tuple[tuple, Card]]] = OrderedDict()
+
+    def get(self, card_type: str, cardset_id: int) -> dict[int, tuple[tuple, Card]]:
+        with self._lock:
+            return self._cardsets.get((card_type, cardset_id), {})
+
+    def keep(self, card_type: str, cardset_id: int, read: dict[int, tuple[tuple, Card]]) -> None:
+        with self._lock:
+            self._cardsets[(card_type, cardset_id)] = read
+            self._cardsets.move_to_end((card_type, cardset_id))
+            kept = sum(map(len, self._cardsets.values()))
+            while kept > self.KEEP_CARDS and len(self._cardsets) > 1:
+                kept -= len(self._cardsets.popitem(last=False)[1])
+
+
+_built = _Built()
+
+
+def _ratings(conn, card_type, table, ids, lock) -> dict[int, tuple[tuple, ...]]:
+    """Each card's rating rows, `(vs_hand, *RATING_NAMES)`, in id order."""
     fk = table.c[f"{card_type}_id"]
-    names = (*RESULTS[card_type], "avg", "obp", "slg")
-    query = (
-        sa.select(fk, table.c.vs_hand, *[table.c[k] for k in names])
-        .where(fk.in_(ids))
-        .order_by(table.c.id)
-    )
-    if lock:
-        query = query.with_for_update(read=True)
-    out: dict[int, dict[str, dict]] = defaultdict(dict)
-    for card_id, hand, *values in conn.execute(query).all():  # tuples: ~25 values a side
-        out[card_id][hand] = dict(zip(names, map(_num, values), strict=True))
-    return out
+    columns = [table.c[k] for k in ("vs_hand", *RATING_NAMES[card_type])]
+    query = sa.select(fk, *columns).where(fk.in_(ids)).order_by(table.c.id)
+    return _grouped(conn, query, 1, lock)
 
 
-def _fielding(conn, players, lock) -> dict[tuple[int, int], list[dict]]:
+def _fielding(conn, players, lock) -> dict[tuple[int, int], tuple[tuple, ...]]:
+    """Each (player, variant)'s fielding rows, FIELDING_FIELDS, in id order."""
     t = s.cardposition
     query = (
         sa.select(t.c.player_id, t.c.variant, *[t.c[f] for f in FIELDING_FIELDS])
         .where(t.c.player_id.in_(players))
         .order_by(t.c.id)
     )
+    return _grouped(conn, query, 2, lock)
+
+
+def _grouped(conn, query, width: int, lock: bool) -> dict:
+    """The query's rows as tuples, grouped by their first `width` columns (which they lose)."""
     if lock:
         query = query.with_for_update(read=True)
-    out: dict[tuple[int, int], list[dict]] = defaultdict(list)
-    for player_id, variant, *values in conn.execute(query).all():
-        out[(player_id, variant)].append(dict(zip(FIELDING_FIELDS, values, strict=True)))
-    return out
+    out: dict = defaultdict(list)
+    for row in conn.execute(query).all():  # tuples: a cardset has tens of thousands
+        out[row[0] if width == 1 else row[:width]].append(row[width:])
+    return {key: tuple(rows) for key, rows in out.items()}
 
 
-def _card(card_type, row, ratings_by_card, fielding) -> Card:
+def _card(card_type: str, row: Any, rated: tuple, field: tuple) -> Card:
     positions = [row[f"pos_{i}"] for i in range(1, 9) if row[f"pos_{i}"]]
-    # A variant without its own fielding rows plays like the base card.
-    field = fielding.get((row["player_id"], row["variant"])) or fielding.get(
-        (row["player_id"], 0), []
-    )
+    names, sides = RATING_NAMES[card_type], {}
+    for hand, *values in rated:  # a side rated twice: its last row counts
+        sides[hand] = dict(zip(names, map(_num, values), strict=True))
     inputs = {
         "player": {
             "id": row["player_id"],
@@ -135,8 +176,8 @@ def _card(card_type, row, ratings_by_card, fielding) -> Card:
         },
         "variant": row["variant"],
         "card": {f: _num(row[f]) for f in CARD_FIELDS[card_type]},
-        "ratings": dict(sorted(ratings_by_card.get(row["id"], {}).items())),
-        "fielding": field,
+        "ratings": dict(sorted(sides.items())),
+        "fielding": [dict(zip(FIELDING_FIELDS, values, strict=True)) for values in field],
     }
     return Card(
         card_type=card_type,
