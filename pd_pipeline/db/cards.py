@@ -103,7 +103,7 @@ class _Built:
     identical inputs: each column reads back as one Python type.) At most KEEP_CARDS cards are
     kept, or one cardset when it alone has more."""
 
-    KEEP_CARDS = 20_000  # ~7 KB each
+    KEEP_CARDS = 20_000  # ~8 KB each with its rows, JSON and hashes
 
     def __init__(self) -> None:
         self._lock = threading.Lock()  # sensors and steps read in threads of one process
