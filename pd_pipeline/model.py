@@ -1,4 +1,4 @@
-"""The card data model every layer shares: card types, their outcomes, and `Card`.
+"""The card data model every layer shares: card types, their outcomes, their images, `Card`.
 
 A `Card` is one `battingcard` or `pitchingcard` row with everything its image shows (`inputs`,
 JSON-able: what templates render). Two hashes name those inputs: `data_hash` (the card's data
@@ -10,9 +10,22 @@ import functools
 import hashlib
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 CARD_TYPES = ("battingcard", "pitchingcard")
+TIERS = 4  # variants' tiers, T1 to T4 (T0 is the base card)
+
+
+def tier_of(variant: int) -> int:
+    """The tier (0-4) of a variant: 0 for the base card, else 1-4 from a stable hash (the
+    database computes the same: `db.tiers`)."""
+    if variant == 0:
+        return 0
+    digest = hashlib.sha256(str(int(variant)).encode()).digest()
+    return 1 + digest[0] % TIERS
+
+
 BATTING_RESULTS = (
     "homerun", "bp_homerun", "triple", "double_three", "double_two", "double_pull",
     "single_two", "single_one", "single_center", "bp_single", "hbp", "walk", "strikeout",
@@ -42,6 +55,14 @@ CARD_FIELDS = {
 FIELDING_FIELDS = ("position", "innings", "range", "error", "arm", "pb", "overthrow")
 
 
+class Image(StrEnum):
+    """The images a card can have: its static PNG, and for the tiers its design animates an
+    APNG. The value names the ledger's entry and the object's extension."""
+
+    STATIC = "png"
+    ANIMATED = "apng"
+
+
 @dataclass(frozen=True)
 class Card:
     """One card row and the data its image shows."""
@@ -53,6 +74,11 @@ class Card:
     cardset_id: int | None
     image_url: str | None
     inputs: dict[str, Any]
+    animated_url: str | None = None  # NULL, or no such column in this database
+
+    def url(self, image: Image) -> str | None:
+        """The row's URL of one of its images."""
+        return self.image_url if image is Image.STATIC else self.animated_url
 
     @property
     def label(self) -> str:

@@ -12,13 +12,15 @@ from typing import Any
 import dagster as dg
 
 from pd_pipeline.images.audit import Problem
-from pd_pipeline.images.produce import CPU_PHASES, PngReport
+from pd_pipeline.images.produce import ImageReport
 from pd_pipeline.images.writeback import WriteReport
+from pd_pipeline.model import Image
 from pd_pipeline.render.preview import PreviewCard
-from pd_pipeline.render.sheet import contact_sheet, pick_samples
+from pd_pipeline.render.sheet import animated_thumbnail, contact_sheet, pick_samples
 
 MAX_LISTED_FAILURES = 50
 PAIRS = 3  # before/after pairs on the design preview's sheet
+MOVING = 2  # animated cards shown moving in an APNG step's preview
 
 
 def preview_markdown(pngs: Sequence[bytes], rendered: int) -> str:
@@ -32,6 +34,18 @@ def preview_markdown(pngs: Sequence[bytes], rendered: int) -> str:
         f"![contact sheet: {shown} of {rendered} cards rendered](data:image/webp;base64,{data})"
         f"\n\n{shown} of the {rendered} cards rendered in this run."
     )
+
+
+def animated_markdown(apngs: Sequence[bytes], rendered: int) -> str:
+    """Markdown showing the first animated cards of `apngs` moving, out of `rendered` made."""
+    thumbnails = [t for t in map(animated_thumbnail, apngs[:MOVING]) if t is not None]
+    if not thumbnails:
+        return "_No animated card was made in this run, so there is nothing new to show._"
+    shown = [
+        f"![animated card {i + 1}](data:image/webp;base64,{base64.b64encode(t).decode('ascii')})"
+        for i, t in enumerate(thumbnails)
+    ]
+    return " ".join(shown) + f"\n\n{len(shown)} of the {rendered} animated cards made in this run."
 
 
 def design_preview_metadata(
@@ -94,29 +108,29 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def png_metadata(reports: list[PngReport]) -> dict[str, Any]:
-    """Counts summed over the run's cardsets (a backfill run may cover several)."""
+def image_metadata(reports: list[ImageReport]) -> dict[str, Any]:
+    """Counts summed over the run's cardsets (a backfill run may cover several) of one image
+    step, with a preview: a contact sheet of PNGs, or animated cards moving."""
 
     def total(attribute: str):
         return sum(getattr(r, attribute) for r in reports)
 
     seconds = total("render_seconds")
     samples = pick_samples([r.samples for r in reports])
+    animated = bool(reports) and reports[0].image is Image.ANIMATED
+    preview = (animated_markdown if animated else preview_markdown)(samples, total("rendered"))
+    image = reports[0].image if reports else Image.STATIC
     metadata: dict[str, Any] = {
         # First, so the UI shows the pictures and the table above the single figures.
-        "preview": dg.MetadataValue.md(preview_markdown(samples, total("rendered"))),
+        "preview": dg.MetadataValue.md(preview),
         "summary": summary_markdown(reports),
         "cardsets": ", ".join(r.partition for r in reports),
         **{name: total(name) for name in SUMMARY_COUNTS if name != "failed"},
         "failed": total("failed"),
-        "png_bytes": dg.MetadataValue.int(total("png_bytes")),
+        f"{image}_bytes": dg.MetadataValue.int(total("png_bytes")),
         "render_seconds": dg.MetadataValue.float(round(seconds, 2)),
         "cards_per_second": dg.MetadataValue.float(
             round(total("rendered") / seconds, 1) if seconds else 0.0
-        ),
-        # Where this step's own CPU went (Chromium's aside), ms per phase (produce.CPU_PHASES).
-        "cpu_ms": dg.MetadataValue.json(
-            {phase: round(1000 * sum(r.cpu_s[phase] for r in reports)) for phase in CPU_PHASES}
         ),
     }
     failures = [f for r in reports for f in r.failures]
@@ -134,14 +148,15 @@ SUMMARY_COUNTS = ("cards", "current", "adopted", "reused", "rendered", "uploaded
                   "old_design")  # fmt: skip
 
 
-def summary_markdown(reports: list[PngReport]) -> dg.MarkdownMetadataValue:
+def summary_markdown(reports: list[ImageReport]) -> dg.MarkdownMetadataValue:
     """Counts, bytes and timings, one column per cardset (and a total when the run covers
     several): the UI's metadata column is narrow, so the figures run down, not across."""
     columns = [(r.partition, [r]) for r in reports]
     if len(reports) > 1:
         columns.append(("total", reports))
     cells = [_summary_cells(group) for _, group in columns]
-    labels = (*SUMMARY_COUNTS, "PNG\u00a0bytes", "render\u00a0time", "cards/s")
+    kind = reports[0].image.upper() if reports else "PNG"
+    labels = (*SUMMARY_COUNTS, f"{kind}\u00a0bytes", "render\u00a0time", "cards/s")
     lines = [
         "| | " + " | ".join(name for name, _ in columns) + " |",
         "| --- |" + " ---: |" * len(columns),
@@ -151,7 +166,7 @@ def summary_markdown(reports: list[PngReport]) -> dg.MarkdownMetadataValue:
     return dg.MetadataValue.md("\n".join(lines))
 
 
-def _summary_cells(reports: list[PngReport]) -> list[str]:
+def _summary_cells(reports: list[ImageReport]) -> list[str]:
     def total(attribute: str):
         return sum(getattr(r, attribute) for r in reports)
 
@@ -175,9 +190,7 @@ def url_metadata(reports: list[WriteReport]) -> dict[str, Any]:
         "left_stale": "changed",
         "left_to_other_writer": "conflicts",
         "deleted_meanwhile": "gone",
+        "animations_retired": "retired",
+        "waiting_for_column": "no_column",
     }
-    metadata: dict[str, Any] = {
-        label: sum(getattr(r, field) for r in reports) for label, field in names.items()
-    }
-    metadata["cpu_ms"] = round(1000 * sum(r.cpu_s for r in reports))
-    return metadata
+    return {label: sum(getattr(r, field) for r in reports) for label, field in names.items()}

@@ -1,4 +1,11 @@
-"""When the sensor launches a cardset's work again: the relaunch rule, with backoff.
+"""When work is tried again, at three scales:
+
+- a short blip of the store or the card database inside a run: the step is retried in the run
+  (`cards.steps.step_retries`: PD_STEP_RETRIES, exponential backoff with jitter); a card's own
+  bad data never is (those failures say `allow_retries=False`);
+- a run that crashed (its worker lost): the instance's run retries, which deploy/dagster.yaml
+  limits to crashes (`retry_on_asset_or_op_failure: false`);
+- a longer outage: the sensor launches the work a failed run left again, with backoff (below).
 
 A run key names the work (`cardset-001:<backlog signature>`), so the same work is never launched
 twice, and new work always is. A run that ended and left the same work waiting (an outage of the
@@ -10,8 +17,6 @@ they never make their cardset relaunch: they are tried again once their data cha
 
 import hashlib
 from dataclasses import dataclass
-
-from pd_pipeline import settings
 
 SIGNATURE_TAG = "pd/signature"
 ATTEMPT_TAG = "pd/attempt"
@@ -44,16 +49,25 @@ def tags(signature: str, decision: Decision) -> dict[str, str]:
     return {SIGNATURE_TAG: signature, ATTEMPT_TAG: str(decision.attempt)}
 
 
-def backoff_seconds(attempt: int, partition: str) -> float:
-    """The wait after failed attempt `attempt`: the base, doubling, capped, stretched by up to
-    20% so cardsets that failed together do not all come back in the same tick. The stretch is
-    fixed per cardset and attempt, so every tick computes the same due time."""
-    base = settings.RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1)
-    digest = hashlib.sha256(f"{partition}:{attempt}".encode()).digest()
-    return min(base, settings.RETRY_BACKOFF_MAX_SECONDS) * (1 + 0.2 * digest[0] / 255)
+@dataclass(frozen=True)
+class Backoff:
+    """The sensor's wait before launching failed work again (PD_RETRY_BACKOFF_*)."""
+
+    base_seconds: int
+    max_seconds: int
+
+    def seconds(self, attempt: int, partition: str) -> float:
+        """The wait after failed attempt `attempt`: the base, doubling, capped, stretched by up
+        to 20% so cardsets that failed together do not all come back in the same tick. The
+        stretch is fixed per cardset and attempt, so every tick computes the same due time."""
+        base = self.base_seconds * 2 ** (attempt - 1)
+        digest = hashlib.sha256(f"{partition}:{attempt}".encode()).digest()
+        return min(base, self.max_seconds) * (1 + 0.2 * digest[0] / 255)
 
 
-def decide(partition: str, signature: str, last: LastRun | None, now: float) -> Decision:
+def decide(
+    partition: str, signature: str, last: LastRun | None, now: float, backoff: Backoff
+) -> Decision:
     """Launch this cardset's waiting work now, or say why not and until when."""
     first = Decision(True, 1, f"{partition}:{signature}")
     if last is None or last.signature != signature:
@@ -68,7 +82,7 @@ def decide(partition: str, signature: str, last: LastRun | None, now: float) -> 
         )
     attempt = last.attempt + 1
     ended_at = now if last.ended_at is None else last.ended_at
-    due = ended_at + backoff_seconds(last.attempt, partition)
+    due = ended_at + backoff.seconds(last.attempt, partition)
     key = f"{partition}:{signature}:{attempt}"
     if now >= due:
         return Decision(True, attempt, key)

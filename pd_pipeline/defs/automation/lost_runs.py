@@ -10,12 +10,11 @@ works (progress every few seconds, step events); one that has logged nothing for
 safe: the write-back never clobbers a row that changed, and two runs on one cardset agree.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import dagster as dg
 
-from pd_pipeline import settings
-from pd_pipeline.partitions import covered
+from pd_pipeline.defs.partitions import covered
 
 # Statuses a lost run can be stuck in: QUEUED is waiting its turn, not lost.
 STUCK = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
@@ -30,27 +29,37 @@ def last_heard(instance: dg.DagsterInstance, record: dg.RunRecord) -> float:
     return heard
 
 
-def fail_lost_runs(
-    instance: dg.DagsterInstance, in_flight: Sequence[dg.RunRecord], keys: Sequence[str], now: float
+def find_lost(
+    in_flight: Sequence[dg.RunRecord],
+    keys: Sequence[str],
+    now: float,
+    silent_seconds: int,
+    last_heard: Callable[[dg.RunRecord], float],
 ) -> dict[str, str]:
-    """Mark failed every stuck run of `in_flight` on one of the cardsets `keys` that has been
-    silent too long. Returns run id -> what the tick says of it."""
+    """The stuck runs of `in_flight` on one of the cardsets `keys` that have been silent for
+    `silent_seconds` (PD_RUN_SILENT_SECONDS): run id -> where, and how long silent."""
     lost = {}
     for record in in_flight:
         run = record.dagster_run
         where = covered(run.tags, keys)
         if run.status not in STUCK or not where:
             continue
-        if now - record.update_timestamp.timestamp() < settings.RUN_SILENT_SECONDS:
+        if now - record.update_timestamp.timestamp() < silent_seconds:
             continue  # its status changed lately: no need to read its events
-        silent = now - last_heard(instance, record)
-        if silent < settings.RUN_SILENT_SECONDS:
-            continue
-        message = (
-            f"pd_pipeline: run {run.run_id[:8]} has logged nothing for {silent:.0f} s while "
-            f"{run.status.value} (PD_RUN_SILENT_SECONDS={settings.RUN_SILENT_SECONDS}): the "
-            "process running it is taken for lost, and its work is launched again."
-        )
-        instance.report_run_failed(run, message)
-        lost[run.run_id] = f"run {run.run_id[:8]} on {', '.join(where)}, silent {silent:.0f} s"
+        silent = now - last_heard(record)
+        if silent >= silent_seconds:
+            lost[run.run_id] = f"run {run.run_id[:8]} on {', '.join(where)}, silent {silent:.0f} s"
     return lost
+
+
+def mark_failed(instance: dg.DagsterInstance, run_id: str, silent_seconds: int) -> None:
+    """Mark a lost run failed, saying why, so that its work is launched again."""
+    run = instance.get_run_by_id(run_id)
+    if run is None or run.status not in STUCK:
+        return  # it ended meanwhile
+    instance.report_run_failed(
+        run,
+        f"pd_pipeline: run {run_id[:8]} has logged nothing for at least {silent_seconds} s "
+        f"while {run.status.value} (PD_RUN_SILENT_SECONDS): the process running it is taken "
+        "for lost, and its work is launched again.",
+    )
