@@ -15,6 +15,10 @@ or disk, and an abort for anything else (a card that asks for more fails, naming
 asked for). Chromium encodes each capture with its fast PNG settings; a small thread pool cuts
 it into cards and re-encodes them losslessly and smaller (`png.split_png`) while the page takes
 the next tile. Every `recycle_after` cards the browser is relaunched, so memory stays flat.
+
+`render_animated` makes animated cards (APNGs) the same way, with the same failure handling: a
+tile of cards sharing an animation is captured whole for frame 0, then as stacked strips of the
+animated region once per later frame (animate.py).
 """
 
 import asyncio
@@ -26,14 +30,18 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import async_playwright
 
+from pd_pipeline.profiling import phase
+from pd_pipeline.render import animate
+from pd_pipeline.render.animation import Animation
 from pd_pipeline.render.fonts import ORIGIN
 from pd_pipeline.render.pages import CardPages
 from pd_pipeline.render.png import CARD_SIZE, InvalidPng, split_png
@@ -46,8 +54,8 @@ CHROMIUM = "chromium"  # Chromium's default encoder, untouched (one card a captu
 # path, for comparison)
 
 WIDTH, HEIGHT = CARD_SIZE
-# Cards per capture: a capture's cost is mostly fixed (measured on 2 cores: 4 cards a capture
-# render ~1.9x as many cards a second as 1; 8 no more than 4, for twice the memory and latency).
+# Cards per capture: much of a capture's cost is fixed, so several cards share it; past a few,
+# more only cost memory and latency (docs/performance.md).
 DEFAULT_TILE = 4
 # A healthy Chromium closes in well under a second; one that takes longer is stuck and is killed
 # (Playwright itself would wait ~30 s for a frozen one).
@@ -61,6 +69,7 @@ CHROMIUM_ARGS = [
     "--disable-gpu",
     "--no-first-run",
     "--font-render-hinting=none",
+    "--disable-partial-raster",
     # No network at all, below what request routing sees (prefetches bypass it): every request
     # goes to a proxy that does not exist, loopback included. data: URIs need no network.
     "--proxy-server=http://127.0.0.1:9",
@@ -70,8 +79,11 @@ CHROMIUM_ARGS = [
 # ready: the capture must show final pixels. Layout is forced at once, so the faces the cards
 # need start loading now; if any does, the cards are swapped in again once it has: a face
 # arriving mid-paint would leave the frames drawn partly before and partly after it.
+# A frame an animated capture left as a strip (animate.STRIPS) is made a whole frame again.
 SWAP = """cards => {
   const fill = () => document.querySelectorAll('.pd-frame').forEach((frame, i) => {
+    frame.style.removeProperty('transform');
+    frame.parentElement.removeAttribute('style');
     frame.innerHTML = cards[i] || '';
   });
   const images = () => Promise.all(
@@ -85,18 +97,16 @@ SWAP = """cards => {
 
 @dataclass(frozen=True)
 class RenderResult:
-    job_id: Any
-    png: bytes | None
+    key: Any  # the caller's, given with the card's markup
+    png: bytes | None  # render_animated: the APNG
     error: str | None
     attempts: int
     seconds: float = 0.0  # from taking a page to the PNG being ready (encoding included)
-    encode_cpu_s: float = 0.0  # CPU time cutting and re-encoding it took (its share of a tile's)
 
 
 def default_pages() -> int:
     """Pages rendering at once: two per core keeps every core busy while captures wait for
-    frames; more only adds latency and memory (measured on 2 cores: 4 beats 2, 8 does not
-    beat 4)."""
+    frames; more only add latency and memory (docs/performance.md)."""
     return max(2, 2 * (os.cpu_count() or 1))
 
 
@@ -110,6 +120,15 @@ class _Slot:
 
 class _Blocked(Exception):
     """A card asked the network for something: outside the design, so never served."""
+
+
+@dataclass(frozen=True)
+class _Way:
+    """How a tile is made: captured on a page (raw captures), then encoded (a file per card)."""
+
+    capture: Callable[[_Slot, list[str]], Awaitable[Any]]
+    encode: Callable[[Any, int], Awaitable[list[bytes]]]
+    timeout_s: float
 
 
 class BrowserPool:
@@ -191,17 +210,49 @@ class BrowserPool:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def render_many(self, jobs: Iterable[tuple[Any, str]]) -> Iterator[RenderResult]:
-        """Render `(job_id, card_markup)` pairs; results come back as they finish, in any order.
+    def render_many(self, markups: Iterable[tuple[Any, str]]) -> Iterator[RenderResult]:
+        """Render `(key, card markup)` pairs; results come back as they finish, in any order.
 
         Jobs are taken `tile` at a time, and at most two tiles per page are in flight (a page's
         next tile waits while its last one is encoded), so memory stays flat whatever the
-        input size; `jobs` is consumed lazily.
+        input size; `markups` is consumed lazily.
         """
+        markups = iter(markups)
+        way = self._static()
+        tiles = iter(lambda: list(itertools.islice(markups, self.tile)), [])
+        yield from self._drive((group, way) for group in tiles)
+
+    def render_animated(
+        self, items: Iterable[tuple[Any, str, Animation]]
+    ) -> Iterator[RenderResult]:
+        """Render `(key, card markup, animation)` triples into looping APNGs (`png` holds the
+        APNG, which `apng.default_image` turns into the card's static PNG, byte for byte, as
+        `render_many` makes it); results come back as they finish, in any order.
+
+        Cards sharing an animation are captured `tile` at a time (a card waits for others with
+        its animation, up to a tile, or the end of `items`); a tile that fails is rendered again
+        card by card, and a card that fails fails alone, as in `render_many`. An animated card is
+        given the timeout once per 4 of its frames."""
+        waiting: dict[Animation, list[tuple[Any, str]]] = {}
+
+        def tiles() -> Iterator[tuple[list[tuple[Any, str]], _Way]]:
+            for key, markup, animation in items:
+                group = waiting.setdefault(animation, [])
+                group.append((key, markup))
+                if len(group) == self.tile:
+                    yield waiting.pop(animation), self._animated(animation)
+            for animation, group in waiting.items():
+                yield group, self._animated(animation)
+
+        yield from self._drive(tiles())
+
+    def _drive(self, tiles: Iterable[tuple[list[tuple[Any, str]], _Way]]) -> Iterator[RenderResult]:
+        """Render tiles, each its own way: at most two tiles per page in flight (a page's next
+        tile waits while its last one is encoded), so memory stays flat whatever the input size;
+        `tiles` is consumed lazily."""
         self.start()
         in_flight: set[Future] = set()
-        jobs = iter(jobs)
-        while group := list(itertools.islice(jobs, self.tile)):
+        for group, way in tiles:
             while len(in_flight) >= 2 * self.pages:
                 yield from self._harvest(in_flight)
             if self._since_launch >= self.recycle_after:
@@ -209,9 +260,20 @@ class BrowserPool:
                     yield from self._harvest(in_flight)
                 self._call(self._relaunch(self._generation))
             self._since_launch += len(group)
-            in_flight.add(asyncio.run_coroutine_threadsafe(self._render_tile(group), self._loop))
+            tile = self._render_tile(group, way)
+            in_flight.add(asyncio.run_coroutine_threadsafe(tile, self._loop))
         while in_flight:
             yield from self._harvest(in_flight)
+
+    def _static(self) -> _Way:
+        return _Way(self._capture, self._encode, self.timeout_s)
+
+    def _animated(self, animation: Animation) -> _Way:
+        return _Way(
+            partial(self._capture_animated, animation=animation),
+            partial(self._assemble, animation=animation),
+            self.timeout_s * max(1.0, animation.frames / 4),
+        )
 
     def render(self, markup: str) -> bytes:
         """One card's PNG (raises on failure): for previews and tests."""
@@ -268,7 +330,7 @@ class BrowserPool:
         self._browser_cdp = await self._browser.new_browser_cdp_session()
         processes = (await self._browser_cdp.send("SystemInfo.getProcessInfo"))["processInfo"]
         self._browser_pid = next(p["id"] for p in processes if p["type"] == "browser")
-        # One context for all pages: each context costs Chromium a renderer of its own (~45 MB),
+        # One context for all pages: each context costs Chromium a renderer process of its own,
         # and card pages share nothing a context would isolate (no script, no network).
         self._context = await self._browser.new_context(
             viewport={"width": WIDTH, "height": HEIGHT * self.tile},
@@ -337,77 +399,104 @@ class BrowserPool:
         await slot.page.evaluate(SWAP, markups)
         if slot.blocked:
             raise _Blocked(slot.blocked[0])
+        # The filled frames: the top of the column.
+        return await self._shot(slot, WIDTH, HEIGHT * len(markups))
+
+    async def _shot(self, slot: _Slot, width: int, height: int) -> bytes:
+        """The top left `width` x `height` pixels of the page, as a PNG."""
         options = {
             "format": "png",
             "optimizeForSpeed": self.encoding == COMPACT,
-            # The filled frames: the top of the column.
-            "clip": {"x": 0, "y": 0, "width": WIDTH, "height": HEIGHT * len(markups), "scale": 1},
+            "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
         }
         shot = await slot.cdp.send("Page.captureScreenshot", options)
         self.captures += 1
         return base64.b64decode(shot["data"])
 
-    async def _render_tile(self, jobs: list[tuple[Any, str]]) -> list[RenderResult]:
+    async def _capture_animated(
+        self, slot: _Slot, markups: list[str], animation: Animation
+    ) -> list[bytes]:
+        """The tile whole (every card's frame 0), then its strips once per later frame."""
+        captures = [await self._capture(slot, markups)]
+        _, _, width, height = animation.region
+        count = len(markups)
+        await slot.page.evaluate(animate.STRIPS, [*animation.region, count])
+        for seek in animation.seeks_ms[1:]:
+            await slot.page.evaluate(animate.SEEK, animate.seek_value(seek))
+            captures.append(await self._shot(slot, width, height * count))
+        return captures
+
+    async def _render_tile(self, cards: list[tuple[Any, str]], way: _Way) -> list[RenderResult]:
         """The tile's cards, captured at once; if that fails, each card again on its own."""
-        if len(jobs) == 1:
-            return [await self._render_alone(*jobs[0])]
+        if len(cards) == 1:
+            return [await self._render_alone(*cards[0], way)]
         slot = await self._take()
         started = time.monotonic()
         try:
-            raw = await asyncio.wait_for(self._capture(slot, [m for _, m in jobs]), self.timeout_s)
+            raw = await asyncio.wait_for(way.capture(slot, [m for _, m in cards]), way.timeout_s)
         except (TimeoutError, PlaywrightError, _Blocked) as e:
-            log.info("a tile of %s cards failed (%s); rendering them one by one", len(jobs), e)
+            log.info("a tile of %s cards failed (%s); rendering them one by one", len(cards), e)
             if isinstance(e, _Blocked):
                 self._slots.put_nowait(slot)  # the page is fine; a card is not
             else:
                 await self._replace(slot)
-            return list(await asyncio.gather(*[self._render_alone(*job) for job in jobs]))
+            return await self._each_alone(cards, way)
         self._slots.put_nowait(slot)  # the page takes the next tile while this one encodes
         try:
-            pngs, cpu = await self._encode(raw, len(jobs))
+            pngs = await way.encode(raw, len(cards))
         except InvalidPng as e:
             log.warning("Chromium's PNG of a tile is invalid (%s); rendering one by one", e)
-            return list(await asyncio.gather(*[self._render_alone(*job) for job in jobs]))
+            return await self._each_alone(cards, way)
         seconds = time.monotonic() - started
         return [
-            RenderResult(job_id, png, None, 1, seconds, cpu / len(jobs))
-            for (job_id, _), png in zip(jobs, pngs, strict=True)
+            RenderResult(key, png, None, 1, seconds)
+            for (key, _), png in zip(cards, pngs, strict=True)
         ]
 
-    async def _render_alone(self, job_id: Any, markup: str) -> RenderResult:
+    async def _each_alone(self, cards: list[tuple[Any, str]], way: _Way) -> list[RenderResult]:
+        return list(await asyncio.gather(*[self._render_alone(*card, way) for card in cards]))
+
+    async def _render_alone(self, key: Any, markup: str, way: _Way) -> RenderResult:
         error = ""
         for attempt in range(1, self.attempts + 1):
             slot = await self._take()
             started = time.monotonic()
             try:
-                raw = await asyncio.wait_for(self._capture(slot, [markup]), self.timeout_s)
+                raw = await asyncio.wait_for(way.capture(slot, [markup]), way.timeout_s)
             except _Blocked as e:  # the same markup asks again: no point in trying again
                 self._slots.put_nowait(slot)
-                return RenderResult(job_id, None, _asked_for(str(e)), attempt)
+                return RenderResult(key, None, _asked_for(str(e)), attempt)
             except (TimeoutError, PlaywrightError) as e:
                 error = (
-                    f"timed out after {self.timeout_s:g}s"
+                    f"timed out after {way.timeout_s:g}s"
                     if isinstance(e, TimeoutError)
                     else str(e).splitlines()[0]
                 )
-                log.warning("render attempt %s of job %s failed: %s", attempt, job_id, error)
+                log.warning("render attempt %s of card %s failed: %s", attempt, key, error)
                 await self._replace(slot)
                 continue
             self._slots.put_nowait(slot)  # the page takes the next card while this one encodes
             try:
-                (png,), cpu = await self._encode(raw, 1)
+                (png,) = await way.encode(raw, 1)
             except InvalidPng as e:
                 error = f"Chromium's PNG is invalid: {e}"
-                log.warning("render attempt %s of job %s failed: %s", attempt, job_id, error)
+                log.warning("render attempt %s of card %s failed: %s", attempt, key, error)
                 continue
-            return RenderResult(job_id, png, None, attempt, time.monotonic() - started, cpu)
-        return RenderResult(job_id, None, f"render failed {self.attempts} times: {error}", attempt)
+            return RenderResult(key, png, None, attempt, time.monotonic() - started)
+        return RenderResult(key, None, f"render failed {self.attempts} times: {error}", attempt)
 
-    async def _encode(self, raw: bytes, cards: int) -> tuple[list[bytes], float]:
-        """The capture's cards, and the CPU time cutting and re-encoding them took."""
+    async def _encode(self, raw: bytes, cards: int) -> list[bytes]:
+        """The capture's cards, cut and re-encoded (or as Chromium made it)."""
         if self.encoding == CHROMIUM:
-            return [raw], 0.0
-        return await self._loop.run_in_executor(self._encoder, _timed_split, raw, cards)
+            return [raw]
+        return await self._loop.run_in_executor(self._encoder, _split, raw, cards)
+
+    async def _assemble(
+        self, captures: list[bytes], cards: int, animation: Animation
+    ) -> list[bytes]:
+        """The tile's APNGs, off the event loop as `_encode` does."""
+        job = partial(animate.assemble, captures, cards, animation)
+        return await self._loop.run_in_executor(self._encoder, job)
 
     async def _take(self) -> _Slot:
         while True:
@@ -439,6 +528,6 @@ def _asked_for(url: str) -> str:
     return f"the card asks for {url}: card pages reach no network"
 
 
-def _timed_split(raw: bytes, cards: int) -> tuple[list[bytes], float]:
-    started = time.thread_time()
-    return split_png(raw, cards), time.thread_time() - started
+def _split(raw: bytes, cards: int) -> list[bytes]:
+    with phase("encode"):
+        return split_png(raw, cards)

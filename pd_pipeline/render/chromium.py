@@ -52,6 +52,8 @@ def ensure_chromium() -> str:
     # stdout carries only the path (make keeps it in var/.chromium); apt talks on stderr.
     print("No Chromium found; installing Debian's chromium package ...", file=sys.stderr)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+    # Waits for another apt (an unattended upgrade, a second setup) instead of failing at once.
+    apt = ["apt-get", "-o", "DPkg::Lock::Timeout=600"]
+    for command in ([*apt, "update", "-qq"], [*apt, "install", "-y", "-qq", "chromium"]):
         subprocess.run(command, check=True, env=env, stdout=sys.stderr)
     return find_chromium()

@@ -9,7 +9,8 @@ and reach no network: the renderer serves the design's files and the shipped fon
 origin of its own, and the page's content security policy lets nothing else load or run.
 
 `version` is the content hash of everything that shapes a card (the design's files, the shell,
-the shipped fonts and the view's version): part of every card's input hash.
+the shipped fonts and the view's version): part of every card's input hash. A design may animate
+tiers (`animations.toml`, see animation.py): `animation(card)` says how a card moves, if it does.
 """
 
 import hashlib
@@ -21,10 +22,14 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
-from pd_pipeline.model import Card
+from pd_pipeline.model import Card, tier_of
 from pd_pipeline.render import fonts
+from pd_pipeline.render.animation import Animation, load_animations
+from pd_pipeline.render.errors import DesignError
 from pd_pipeline.render.validate import validate
 from pd_pipeline.render.view import VIEW_VERSION, card_view
+
+__all__ = ["DESIGN_DIR", "Animation", "CardPages", "DesignError", "pages_for"]
 
 HERE = Path(__file__).parent
 DESIGN_DIR = HERE / "design"  # the shipped design
@@ -33,10 +38,6 @@ REQUIRED = ("battingcard.html", "pitchingcard.html", "card.css")
 # An address outside the page: a scheme, or a protocol-relative `//host`.
 REMOTE = re.compile(r"""(?:\b[a-z][a-z0-9+.-]*:)?//[\w.-]+\.[a-z]{2,}[^\s"'()<>]*""", re.I)
 COMMENTS = re.compile(r"/\*.*?\*/|<!--.*?-->|\{#.*?#\}", re.S)
-
-
-class DesignError(ValueError):
-    """A design that cannot make cards; the message names the file (and line) to fix."""
 
 
 class CardPages:
@@ -59,6 +60,7 @@ class CardPages:
         }
         compiled = {name: self._compile(name) for name in sorted(templates)}
         self._templates = {name: compiled[name] for name in REQUIRED[:2]}
+        self.animations = load_animations(self.design_dir)  # by tier; checked against the CSS
         self.version = _version(self.design_dir)
         shell = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
         self._shell = shell.from_string(SHELL.read_text())
@@ -77,6 +79,10 @@ class CardPages:
             return self._templates[name].render(card=card_view(card))
         except jinja2.TemplateError as e:
             raise DesignError(f"{_where(e, name)}: {e}") from None
+
+    def animation(self, card: Card) -> Animation | None:
+        """How the card moves (by its tier), or None for a card that does not."""
+        return self.animations.get(tier_of(card.variant))
 
     def document(self, card: Card) -> str:
         """A standalone page with the card in its one frame."""

@@ -90,9 +90,7 @@ def split_png(data: bytes, cards: int, size: tuple[int, int] = CARD_SIZE) -> lis
 def encode_png(pixels: np.ndarray, width: int, height: int, channels: int = 3) -> bytes:
     """An 8-bit RGB (3 channels) or RGBA (4) PNG of `pixels` (height rows of width*channels
     bytes), encoded as `optimise_png` does."""
-    rows = np.empty((height, 1 + width * channels), np.uint8)
-    rows[:, 0] = NONE
-    rows[:, 1:] = pixels.reshape(height, width * channels)
+    rows = _rows(pixels, height, width * channels)
     return _encode_rows(rows, _Png(width, height, channels, rows, [], []), ([], []))
 
 
@@ -111,14 +109,37 @@ def decode_png(data: bytes, size: tuple[int, int] = CARD_SIZE) -> np.ndarray:
 
 
 def _encode_rows(rows: np.ndarray, png: _Png, ancillary: tuple[list[bytes], list[bytes]]) -> bytes:
-    header = struct.pack(">IIBBBBB", png.width, png.height, 8, COLOUR_TYPE[png.channels], 0, 0, 0)
+    return _assemble(png.width, png.height, png.channels, _compress(rows), ancillary)
+
+
+def _rows(pixels: np.ndarray, height: int, row_bytes: int) -> np.ndarray:
+    """`pixels` as PNG rows: filter type 0 (see above for why), then the row's bytes."""
+    rows = np.empty((height, 1 + row_bytes), np.uint8)
+    rows[:, 0] = NONE
+    rows[:, 1:] = pixels.reshape(height, row_bytes)
+    return rows
+
+
+def _compress(rows: np.ndarray) -> bytes:
+    return deflate.zlib_compress(rows, DEFLATE_LEVEL)
+
+
+def _assemble(
+    width: int,
+    height: int,
+    channels: int,
+    idat: bytes,
+    ancillary: tuple[list[bytes], list[bytes]] = ([], []),
+) -> bytes:
+    """A PNG file: the header, `ancillary` chunks before and after the compressed `idat`."""
+    header = struct.pack(">IIBBBBB", width, height, 8, COLOUR_TYPE[channels], 0, 0, 0)
     before, after = ancillary
     return b"".join(
         [
             SIGNATURE,
             _chunk(b"IHDR", header),
             *before,
-            _chunk(b"IDAT", deflate.zlib_compress(rows, DEFLATE_LEVEL)),
+            _chunk(b"IDAT", idat),
             *after,
             _chunk(b"IEND", b""),
         ]
@@ -177,17 +198,26 @@ def _parse(data: bytes, size: tuple[int, int]) -> _Png | None:
     if not idat:
         raise InvalidPng("PNG has no image data")
     channels = CHANNELS[colour_type]
+    rows = _inflate_rows(b"".join(idat), width, height, channels)
+    return _Png(width, height, channels, rows, before, after)
+
+
+def _inflate_rows(
+    compressed, width: int, height: int, channels: int, what: str = "PNG"
+) -> np.ndarray:
+    """The filtered rows (height, 1 + width * channels) of a zlib stream, checked: it inflates to
+    exactly that size and every row's filter type is known. Errors name `what` was inflated."""
     row_bytes = 1 + width * channels
     try:
-        raw = deflate.zlib_decompress(b"".join(idat), row_bytes * height)
+        raw = deflate.zlib_decompress(compressed, row_bytes * height)
     except deflate.DeflateError as e:
-        raise InvalidPng(f"PNG image data does not inflate: {e}") from e
+        raise InvalidPng(f"{what} image data does not inflate: {e}") from e
     if len(raw) != row_bytes * height:
-        raise InvalidPng(f"PNG image data is {len(raw)} bytes, expected {row_bytes * height}")
+        raise InvalidPng(f"{what} image data is {len(raw)} bytes, expected {row_bytes * height}")
     rows = np.frombuffer(raw, np.uint8).reshape(height, row_bytes)  # writable: a bytearray
     if rows[:, 0].max() > 4:
-        raise InvalidPng("PNG has a row with an unknown filter type")
-    return _Png(width, height, channels, rows, before, after)
+        raise InvalidPng(f"{what} has a row with an unknown filter type")
+    return rows
 
 
 def _unfiltered_rows(png: _Png, data: bytes, size: tuple[int, int]) -> np.ndarray:

@@ -13,13 +13,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from pd_pipeline.model import tier_of
+from pd_pipeline.render.apng import decode_apng
 from pd_pipeline.render.browser import BrowserPool
-from pd_pipeline.render.pages import CardPages, DesignError
+from pd_pipeline.render.pages import Animation, CardPages, DesignError
 from pd_pipeline.render.png import CARD_SIZE, InvalidPng, decode_png, encode_png
 from pd_pipeline.render.samples import Sample
 from pd_pipeline.render.sheet import BACKGROUND
 from pd_pipeline.render.validate import CardDataError
-from pd_pipeline.render.view import tier_of
 
 WIDTH, HEIGHT = CARD_SIZE
 COLUMNS = 2  # cards per row of the contact sheet: full size, so two rows of cards fit a screen
@@ -65,6 +66,8 @@ class Preview:
     version: str
     cards: list[PreviewCard]
     sheets: list[Path] = field(default_factory=list)
+    animated: list[Path] = field(default_factory=list)  # APNGs and sheets of their frames
+    animation_errors: list[str] = field(default_factory=list)
 
 
 def render_samples(
@@ -73,16 +76,16 @@ def render_samples(
     """Each sample rendered in `pages`' design (a card that makes no card keeps its error), and
     compared with its current image where `befores` has one."""
     cards = [PreviewCard(s, before=b) for s, b in zip(samples, befores, strict=True)]
-    jobs = []
+    markups = []
     for index, card in enumerate(cards):
         try:
-            jobs.append((index, pages.body(card.sample.card)))
+            markups.append((index, pages.body(card.sample.card)))
         except (CardDataError, DesignError) as e:
             card.error = str(e)
-    if jobs:
+    if markups:
         with BrowserPool(chromium, pages, pages=2) as pool:
-            for result in pool.render_many(jobs):
-                cards[result.job_id].png, cards[result.job_id].error = result.png, result.error
+            for result in pool.render_many(markups):
+                cards[result.key].png, cards[result.key].error = result.png, result.error
     for card in cards:
         if card.png is not None and card.before is not None:
             card.changed = changed_share(card.before, card.png)
@@ -207,6 +210,53 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int = WIDTH) -> str:
     return text
 
 
+def render_animated_samples(
+    pages: CardPages, samples: Sequence[Sample], chromium: str, out: Path
+) -> tuple[list[Path], list[str]]:
+    """The samples that animate in `pages`' design, each written into `out` as its APNG
+    (`NN-<type>-<id>-v<variant>-animated.png`, which browsers play) and a sheet of its frames
+    (`...-frames.png`): the paths written, and the errors of the cards that failed."""
+    animated = [(i, s, pages.animation(s.card)) for i, s in enumerate(samples)]
+    animated = [(i, s, a) for i, s, a in animated if a is not None]
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    failed: list[str] = []
+    with BrowserPool(chromium, pages, pages=2) as pool:
+        items = [(i, pages.body(s.card), a) for i, s, a in animated]
+        results = {r.key: r for r in pool.render_animated(items)}
+    for index, sample, animation in animated:
+        result = results[index]
+        if result.png is None:
+            failed.append(f"{sample.label} {sample.card.label}: {result.error}")
+            continue
+        c = sample.card
+        stem = f"{index + 1:02d}-{c.card_type}-{c.card_id}-v{c.variant}"
+        written.append(out / f"{stem}-animated.png")
+        written[-1].write_bytes(result.png)
+        written.append(out / f"{stem}-frames.png")
+        written[-1].write_bytes(frames_sheet(result.png, animation))
+    return written, failed
+
+
+def frames_sheet(apng: bytes, animation: Animation, margin: int = 24) -> bytes:
+    """Every frame of an animated card, one under the other: its region and `margin` pixels of
+    the card around it, captioned with the frame's number and its time in the cycle."""
+    frames = decode_apng(apng)
+    x, y, w, h = animation.region
+    left, top = max(0, x - margin), max(0, y - margin)
+    right, bottom = min(WIDTH, x + w + margin), min(HEIGHT, y + h + margin)
+    cell_h = CAPTION + bottom - top + GAP
+    sheet = Image.new("RGB", (GAP * 2 + right - left, GAP + len(frames) * cell_h), BACKGROUND)
+    draw, font = ImageDraw.Draw(sheet), _font(20)
+    for i, (frame, seek) in enumerate(zip(frames, animation.seeks_ms, strict=True)):
+        at = GAP + i * cell_h
+        caption = f"frame {i} · {seek:.0f} ms of {animation.cycle_ms} ms"
+        draw.text((GAP, at + 4), caption, fill=INK if i == 0 else MUTED, font=font)
+        crop = np.ascontiguousarray(frame[top:bottom, left:right])
+        sheet.paste(Image.fromarray(crop, "RGB"), (GAP, at + CAPTION))
+    return encode_png(np.asarray(sheet), sheet.width, sheet.height)
+
+
 def summary_lines(preview: Preview) -> Iterable[str]:
     """What the command prints: per card its PNG (or error) and changed share, then the sheets."""
     for card in preview.cards:
@@ -215,5 +265,7 @@ def summary_lines(preview: Preview) -> Iterable[str]:
         if card.changed is None and card.sample.card.image_url:
             changed = "  (its image_url names no object in the store)"
         yield f"  {card.caption}\n    {where}{changed}"
-    for path in preview.sheets:
+    for path in preview.sheets + preview.animated:
         yield f"wrote {path}"
+    for error in preview.animation_errors:
+        yield f"  animation FAILED: {error}"

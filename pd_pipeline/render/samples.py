@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pd_pipeline.model import CHANCES_PER_SIDE, RESULTS, SIDES, Card
-from pd_pipeline.render.view import TEXT_MAX, tier_of
+from pd_pipeline.model import CHANCES_PER_SIDE, RESULTS, SIDES, Card, tier_of
+from pd_pipeline.render.view import TEXT_MAX
 
 # A good hitter's and a good pitcher's chances per side (each sums to 108).
 BATTING = {

@@ -1,4 +1,5 @@
-"""Contact sheets: a few cards, downscaled into one small WebP image.
+"""Contact sheets: a few cards, downscaled into one small WebP image (an animated card: a small
+looping WebP).
 
 Sheets travel inside Dagster metadata (every byte lands in the event log), so a sheet is kept
 under a byte budget.
@@ -9,7 +10,7 @@ import itertools
 import math
 from collections.abc import Sequence
 
-from PIL import Image
+from PIL import Image, ImageSequence
 
 COLUMNS = 3
 MAX_CARDS = 6  # 3 x 2
@@ -69,3 +70,28 @@ def _grid(cards: list[Image.Image], width: int, columns: int) -> Image.Image:
         row, column = divmod(index, columns)
         sheet.paste(thumbnail, (GAP + column * (width + GAP), GAP + row * (height + GAP)))
     return sheet
+
+
+def animated_thumbnail(apng: bytes) -> bytes | None:
+    """An animated card as a small looping WebP (its frames downscaled, each shown as long as in
+    the APNG), under the sheets' byte budget; None when the APNG does not decode."""
+    try:
+        with Image.open(io.BytesIO(apng)) as image:
+            frames, durations = [], []
+            for frame in ImageSequence.Iterator(image):
+                frames.append(frame.convert("RGB"))
+                durations.append(frame.info.get("duration", 100))
+    except Exception:  # as _decode: a preview skips what does not decode
+        return None
+    thumbnail = b""
+    for width, quality in ATTEMPTS:
+        height = round(width * frames[0].height / frames[0].width)
+        small = [f.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=2.0)
+                 for f in frames]  # fmt: skip
+        buffer = io.BytesIO()
+        small[0].save(buffer, "WEBP", save_all=True, append_images=small[1:], duration=durations,
+                      loop=0, quality=quality, method=4)  # fmt: skip
+        thumbnail = buffer.getvalue()
+        if len(thumbnail) <= MAX_BYTES:
+            break
+    return thumbnail

@@ -1,11 +1,10 @@
 """What card templates are given: `card_view(card)`, every field already formatted.
 
-This is the documented, stable context of every design (README, "Your own card design"): a
+This is the documented, stable context of every design (docs/design.md, "The context"): a
 template uses `card.name`, `card.sides`, ... and never reads the database's shape. A dash stands
 where the data has none.
 """
 
-import hashlib
 import re
 import unicodedata
 from functools import lru_cache
@@ -13,7 +12,7 @@ from typing import Any
 
 from PIL import ImageFont
 
-from pd_pipeline.model import SIDES, Card
+from pd_pipeline.model import SIDES, Card, tier_of
 from pd_pipeline.render.chart import chart
 from pd_pipeline.render.fonts import FONT_DIR
 
@@ -36,14 +35,6 @@ TEXT_MAX = 255
 # what a card shows (test_reference_cards pins the markup of its cards to it).
 VIEW_VERSION = "1"
 HEX_COLOR = re.compile(r"#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
-
-
-def tier_of(variant: int) -> int:
-    """The visual tier (0-4) of a variant: 0 for the base card, else 1-4 from a stable hash."""
-    if variant == 0:
-        return 0
-    digest = hashlib.sha256(str(int(variant)).encode()).digest()
-    return 1 + digest[0] % 4
 
 
 def card_view(card: Card) -> dict[str, Any]:
