@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from pd_pipeline.db import schema
+from pd_pipeline.db.ledger import LedgerStatus
 from pd_pipeline.model import CARD_TYPES, Card
 
 
@@ -35,7 +36,9 @@ def backlog(conn: sa.Connection) -> dict[int, Backlog]:
     entry = schema.card_render
     for card_type in CARD_TYPES:
         card = schema.CARD_TABLES[card_type]
-        its_entry = sa.and_(entry.c.card_type == card_type, entry.c.card_id == card.c.id)
+        its_entry = sa.and_(
+            entry.c.card_type == card_type, entry.c.card_id == card.c.id, entry.c.image == "png"
+        )
         query = (
             sa.select(schema.player.c.cardset_id, sa.func.count(), sa.func.max(card.c.id))
             .join(schema.player, schema.player.c.player_id == card.c.player_id)
@@ -43,7 +46,9 @@ def backlog(conn: sa.Connection) -> dict[int, Backlog]:
             .where(card.c.image_url.is_(None), schema.player.c.cardset_id.is_not(None))
             .where(
                 sa.or_(
-                    entry.c.status.is_(None), entry.c.status != "failed", entry.c.flag.is_not(None)
+                    entry.c.status.is_(None),
+                    entry.c.status != LedgerStatus.RENDER_FAILED,
+                    entry.c.flag.is_not(None),
                 )
             )  # fmt: skip
             .group_by(schema.player.c.cardset_id)
@@ -124,12 +129,12 @@ def overdue(conn: sa.Connection, before: dt.datetime, limit: int) -> Overdue:
 
 def old_design(conn: sa.Connection, template_version: str) -> dict[int, int]:
     """Cardsets whose stored images are in another design than `template_version`, with how
-    many (a scan of the ledger: the sensor asks about once a minute)."""
+    many (a scan of the ledger: the sensor counts it again only when runs start or end)."""
     entry = schema.card_render
     query = (
         sa.select(entry.c.cardset_id, sa.func.count())
         .where(
-            entry.c.status == "stored",
+            entry.c.status == LedgerStatus.MADE,
             entry.c.template_version != template_version,
             entry.c.cardset_id.is_not(None),
         )  # fmt: skip

@@ -8,11 +8,24 @@ from typing import Any
 import sqlalchemy as sa
 
 from pd_pipeline.db import schema as s
+from pd_pipeline.db.animated import COLUMN, has_column
 from pd_pipeline.db.engine import gc_paused
 from pd_pipeline.model import CARD_FIELDS, FIELDING_FIELDS, RESULTS, Card
 
 # A ratings row's values, per card type: its outcomes' chances and the slash line.
 RATING_NAMES = {kind: (*results, "avg", "obp", "slg") for kind, results in RESULTS.items()}
+POSITIONS = tuple(f"pos_{i}" for i in range(1, 9))
+# What a card's image is made from, table by table: every column `load_cards` reads (besides
+# ids). A change to any of them changes a card; `db.changes` tracks exactly these.
+MADE_FROM = {
+    **{kind: ("player_id", "variant", *fields) for kind, fields in CARD_FIELDS.items()},
+    **{f"{kind}ratings": (f"{kind}_id", "vs_hand", *names) for kind, names in RATING_NAMES.items()},
+    "player": ("p_name", "cardset_id", "rarity_id", "mlbclub", "franchise", "bbref_id",
+               *POSITIONS),
+    "cardposition": ("player_id", "variant", *FIELDING_FIELDS),
+    "cardset": ("name",),
+    "rarity": ("name", "color", "value"),
+}  # fmt: skip
 
 
 def _num(value: Any) -> Any:
@@ -31,8 +44,12 @@ def load_cards(
     card_ids: Sequence[int] | None = None,
     lock: bool = False,
     no_cardset: bool = False,
+    cache: "CardCache | None" = None,
 ) -> list[Card]:
     """Cards of one type in a cardset (or by id), with player, rarity, ratings and fielding.
+
+    With a `cache`, a whole cardset read again hands back the cards whose rows read back equal
+    as they were: their JSON and hashes already made.
 
     `no_cardset` selects the cards whose player has no cardset instead: no partition renders
     them, so they are reported as failed cards (validation names `player.cardset_id`).
@@ -51,13 +68,9 @@ def load_cards(
     cards_of = card.join(p, card.c.player_id == p.c.player_id)
     query = (
         sa.select(
-            card,
-            p.c.p_name,
-            p.c.cardset_id,
-            p.c.mlbclub,
-            p.c.franchise,
-            p.c.bbref_id,
-            *[p.c[f"pos_{i}"] for i in range(1, 9)],
+            *[card.c[name] for name in ("id", "image_url", *MADE_FROM[card_type])],
+            card.c.animated_url if has_column(conn, card_type) else sa.null().label(COLUMN),
+            *[p.c[name] for name in MADE_FROM["player"]],
             r.c.name.label("rarity_name"),
             r.c.color.label("rarity_color"),
             r.c.value.label("rarity_value"),
@@ -82,7 +95,8 @@ def load_cards(
         players = sa.select(card.c.player_id).select_from(cards_of).where(*chosen)
         ratings_of = _ratings(conn, card_type, ratings, ids, lockable)
         fielding = _fielding(conn, players, lockable)
-        built = _built.get(card_type, cardset_id) if cardset_id is not None else {}
+        keep = cache is not None and cardset_id is not None and card_ids is None
+        built = cache.get(card_type, cardset_id) if keep else {}
         read = {}
         for row in rows:
             # A variant without its own fielding rows plays like the base card.
@@ -91,21 +105,21 @@ def load_cards(
             seen = built.get(row.id)
             same = seen is not None and seen[0] == source
             read[row.id] = seen if same else (source, _card(card_type, row._mapping, *source[1:]))
-        if cardset_id is not None:
-            _built.keep(card_type, cardset_id, read)
+        if keep:
+            cache.keep(card_type, cardset_id, read)
         return [made for _, made in read.values()]
 
 
-class _Built:
+class CardCache:
     """The cards of the cardsets read last, by the rows they were built from: a card read again
     from equal rows is the same card, its JSON and hashes already made. A run's checks read the
     cardsets its plan read, and building cards is most of such a read's cost. (Equal rows make
-    identical inputs: each column reads back as one Python type.) At most KEEP_CARDS cards are
-    kept, or one cardset when it alone has more."""
+    identical inputs: each column reads back as one Python type.) At most `keep_cards` cards
+    are kept (~8 KB each with their rows, JSON and hashes), or one cardset when it alone has
+    more. The card database resource owns one per run."""
 
-    KEEP_CARDS = 20_000  # ~8 KB each with its rows, JSON and hashes
-
-    def __init__(self) -> None:
+    def __init__(self, keep_cards: int = 20_000) -> None:
+        self.keep_cards = keep_cards
         self._lock = threading.Lock()  # sensors and steps read in threads of one process
         self._cardsets: OrderedDict[tuple[str, int], dict[int, tuple[tuple, Card]]] = OrderedDict()
 
@@ -118,11 +132,8 @@ class _Built:
             self._cardsets[(card_type, cardset_id)] = read
             self._cardsets.move_to_end((card_type, cardset_id))
             kept = sum(map(len, self._cardsets.values()))
-            while kept > self.KEEP_CARDS and len(self._cardsets) > 1:
+            while kept > self.keep_cards and len(self._cardsets) > 1:
                 kept -= len(self._cardsets.popitem(last=False)[1])
-
-
-_built = _Built()
 
 
 def _ratings(conn, card_type, table, ids, lock) -> dict[int, tuple[tuple, ...]]:
@@ -155,7 +166,7 @@ def _grouped(conn, query, width: int, lock: bool) -> dict:
 
 
 def _card(card_type: str, row: Any, rated: tuple, field: tuple) -> Card:
-    positions = [row[f"pos_{i}"] for i in range(1, 9) if row[f"pos_{i}"]]
+    positions = [row[name] for name in POSITIONS if row[name]]
     names, sides = RATING_NAMES[card_type], {}
     for hand, *values in rated:  # a side rated twice: its last row counts
         sides[hand] = dict(zip(names, map(_num, values), strict=True))
@@ -187,6 +198,7 @@ def _card(card_type: str, row: Any, rated: tuple, field: tuple) -> Card:
         cardset_id=row["cardset_id"],
         image_url=row["image_url"],
         inputs=inputs,
+        animated_url=row["animated_url"],
     )
 
 

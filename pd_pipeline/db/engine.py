@@ -8,7 +8,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from pd_pipeline.db.schema import create_ledger
+from pd_pipeline.db import tiers
+from pd_pipeline.db.migrations import migrate
+from pd_pipeline.model import tier_of
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
@@ -43,6 +45,7 @@ def _tune_sqlite(engine: sa.Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")  # wait out other writers
         cursor.close()
+        dbapi_conn.create_function(tiers.SQLITE_FUNCTION, 1, tier_of, deterministic=True)
 
     @sa.event.listens_for(engine, "begin")
     def on_begin(conn):
@@ -51,11 +54,28 @@ def _tune_sqlite(engine: sa.Engine) -> None:
 
 
 @functools.cache
+def _probe_engine(url: str, timeout_s: int) -> sa.Engine:
+    # No pool: each probe connects afresh, as a new run would, and holds no connection between.
+    normalised = normalise_url(url)
+    postgres = sa.make_url(normalised).get_backend_name() == "postgresql"
+    args = {"connect_timeout": timeout_s} if postgres else {}
+    return sa.create_engine(normalised, poolclass=sa.pool.NullPool, connect_args=args)
+
+
+def ping(url: str, timeout_s: int) -> None:
+    """Raise the database's error unless it answers `SELECT 1` on a new connection; a PostgreSQL
+    server gets `timeout_s` to accept it (without, an unanswering host holds the caller for the
+    OS's TCP timeout, minutes)."""
+    with _probe_engine(url, timeout_s).connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+
+
+@functools.cache
 def ready_engine(url: str) -> sa.Engine:
-    """The engine for `url`, with the pipeline's ledger table created (or brought up to date)
-    on first use."""
+    """The engine for `url`, with the pipeline's tables created or migrated to this release's
+    version on first use (`db.migrations`)."""
     engine = make_engine(url)
-    create_ledger(engine)
+    migrate(engine)
     return engine
 
 

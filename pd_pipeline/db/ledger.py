@@ -4,6 +4,7 @@ change is made when, is `images.state`'s to say: this module only moves rows in 
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,6 +14,16 @@ from pd_pipeline.db.engine import chunks, gc_paused
 from pd_pipeline.db.schema import card_render
 
 
+class LedgerStatus(StrEnum):
+    """What the pipeline last did for a card (the `status` column); the card's state is
+    `images.state`'s to decide from it."""
+
+    TAKEN = "pending"  # a run or a sweep took note of the card; nothing made yet
+    MADE = "stored"  # an object of its inputs was made (or found) and confirmed in the store
+    RENDER_FAILED = "failed"  # its render failed for its own data (see `error`)
+    KEPT = "adopted"  # the row's own URL, made by someone else, was confirmed and is kept
+
+
 @dataclass(frozen=True)
 class Entry:
     """One ledger row (see `schema.card_render` for what each column holds)."""
@@ -20,6 +31,7 @@ class Entry:
     card_type: str
     card_id: int
     status: str
+    image: str = "png"
     cardset_id: int | None = None
     player_id: int | None = None
     variant: int | None = None
@@ -33,14 +45,17 @@ class Entry:
     url: str | None = None
     seen_url: str | None = None
     flag: str | None = None
+    found_by: str | None = None
     error: str | None = None
     run_id: str | None = None
+    release: str | None = None
     first_pending_at: dt.datetime | None = None
     rendered_at: dt.datetime | None = None
     written_at: dt.datetime | None = None
 
 
 _COLUMNS = [f.name for f in fields(Entry)]
+KEY = ["card_type", "card_id", "image"]
 _TIMES = [_COLUMNS.index(name) for name in ("first_pending_at", "rendered_at", "written_at")]
 
 
@@ -57,13 +72,18 @@ def _entry(row: sa.Row) -> Entry:
     return Entry(*values)
 
 
-def entries(conn: sa.Connection, card_type: str, card_ids: Sequence[int]) -> dict[int, Entry]:
-    """Ledger rows by card id (cards never seen have none)."""
+def entries(
+    conn: sa.Connection, card_type: str, card_ids: Sequence[int], image: str = "png"
+) -> dict[int, Entry]:
+    """The ledger rows of one image of the cards (`png`, or `apng`), by card id (cards never seen
+    have none)."""
     out = {}
     with gc_paused():
         for chunk in chunks(card_ids):
             query = sa.select(*[card_render.c[name] for name in _COLUMNS]).where(
-                card_render.c.card_type == card_type, card_render.c.card_id.in_(chunk)
+                card_render.c.card_type == card_type,
+                card_render.c.image == image,
+                card_render.c.card_id.in_(chunk),
             )
             out.update({row.card_id: _entry(row) for row in conn.execute(query).all()})
     return out
@@ -76,7 +96,7 @@ def upsert(
     keep: Sequence[str] = (),
     insert_only: Sequence[str] = (),
 ) -> None:
-    """Insert or update ledger rows (keyed by card_type, card_id), a statement per shape.
+    """Insert or update ledger rows (keyed by card_type, card_id, image), a statement per shape.
 
     Columns named in `keep` keep their stored value when it is not NULL (e.g. first_pending_at:
     the time the pipeline *first* saw the card waiting); columns in `insert_only` are set only
@@ -93,29 +113,49 @@ def _upsert(conn, rows: list[dict[str, Any]], keep: Sequence[str], insert_only: 
     insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
         card_render
     )
-    columns = [c for c in rows[0] if c not in ("card_type", "card_id", *insert_only)]
+    columns = [c for c in rows[0] if c not in (*KEY, *insert_only)]
     updates = {
         c: sa.func.coalesce(card_render.c[c], insert.excluded[c])
         if c in keep
         else insert.excluded[c]
         for c in columns
     }
-    statement = insert.on_conflict_do_update(index_elements=["card_type", "card_id"], set_=updates)
+    statement = insert.on_conflict_do_update(index_elements=KEY, set_=updates)
     # Key order: two workers upserting overlapping cards lock rows in the same order, no deadlock.
-    rows = sorted(rows, key=lambda row: (row["card_type"], row["card_id"]))
+    rows = sorted(rows, key=lambda row: tuple(row[k] for k in KEY))
     for chunk in chunks(rows, 1000):
         conn.execute(statement, list(chunk))
 
 
 def update(
-    conn: sa.Connection, card_type: str, card_ids: Sequence[int], values: dict[str, Any]
+    conn: sa.Connection,
+    card_type: str,
+    card_ids: Sequence[int],
+    values: dict[str, Any],
+    image: str = "png",
 ) -> None:
-    """Set the same `values` (constants or SQL expressions) on the rows of `card_ids`."""
+    """Set the same `values` (constants or SQL expressions) on one image's rows of `card_ids`."""
     for chunk in chunks(sorted(card_ids)):
         conn.execute(
             sa.update(card_render)
-            .where(card_render.c.card_type == card_type, _one_of(conn, chunk))
+            .where(
+                card_render.c.card_type == card_type,
+                card_render.c.image == image,
+                _one_of(conn, chunk),
+            )
             .values(values)
+        )
+
+
+def delete(conn: sa.Connection, card_type: str, card_ids: Sequence[int], image: str) -> None:
+    """Drop one image's rows of `card_ids` (an image the design no longer makes)."""
+    for chunk in chunks(sorted(card_ids)):
+        conn.execute(
+            sa.delete(card_render).where(
+                card_render.c.card_type == card_type,
+                card_render.c.image == image,
+                _one_of(conn, chunk),
+            )
         )
 
 

@@ -68,6 +68,9 @@ battingcard = sa.Table(
     sa.Column("offense_col", sa.Integer),
     sa.Column("hand", sa.String(1)),
     sa.Column("image_url", sa.Text, nullable=True),
+    # the animated image's URL (T3/T4): made by init-db; on an existing database only by
+    # `pd-pipeline add-animated-column` (`db.animated`)
+    sa.Column("animated_url", sa.Text, nullable=True),
     sa.UniqueConstraint("player_id", "variant", name="battingcard_player_variant"),
 )
 
@@ -97,6 +100,9 @@ pitchingcard = sa.Table(
     sa.Column("offense_col", sa.Integer),
     sa.Column("hand", sa.String(1)),
     sa.Column("image_url", sa.Text, nullable=True),
+    # the animated image's URL (T3/T4): made by init-db; on an existing database only by
+    # `pd-pipeline add-animated-column` (`db.animated`)
+    sa.Column("animated_url", sa.Text, nullable=True),
     sa.UniqueConstraint("player_id", "variant", name="pitchingcard_player_variant"),
 )
 
@@ -131,18 +137,19 @@ RATINGS_TABLES = {"battingcard": battingcardratings, "pitchingcard": pitchingcar
 
 ledger_metadata = sa.MetaData()
 
-# One row per card row (card_type, card_id): what the pipeline last made for it. Which state a
-# card is in, and every change to these rows, is decided in `images.state`.
+# One row per card row and image (card_type, card_id, image: 'png' or 'apng'): what the pipeline
+# last made for it. Which state a card's image is in, and every change to these rows, is decided
+# in `images.state`; `db.migrations` brings a table of an earlier release to this shape.
 card_render = sa.Table(
     "card_render",
     ledger_metadata,
-    sa.Column("card_type", sa.String(16), primary_key=True),
-    sa.Column("card_id", sa.Integer, primary_key=True),
+    sa.Column("card_type", sa.String(16), nullable=False),
+    sa.Column("card_id", sa.Integer, nullable=False),
+    sa.Column("image", sa.String(8), nullable=False, server_default="png"),
     sa.Column("cardset_id", sa.Integer),
     sa.Column("player_id", sa.Integer),
     sa.Column("variant", sa.BigInteger),
-    # 'pending' (nothing made yet), 'stored' (object confirmed in the store), 'failed' (see
-    # error) or 'adopted' (the row's own URL, made by someone else, confirmed and kept)
+    # what the pipeline last did: `ledger.LedgerStatus`
     sa.Column("status", sa.String(16), nullable=False),
     # sha256 of the render inputs the object shows (card data + design), of the card data alone,
     # and the design's version
@@ -150,21 +157,26 @@ card_render = sa.Table(
     sa.Column("data_hash", sa.String(64)),
     sa.Column("template_version", sa.String(64)),
     sa.Column("object_key", sa.Text),
-    sa.Column("png_sha256", sa.String(64)),
+    sa.Column("png_sha256", sa.String(64)),  # of the object's bytes (a PNG or an APNG)
     sa.Column("png_md5", sa.String(32)),  # what the store reports as a single-part ETag
     sa.Column("png_bytes", sa.Integer),
     # the URL the row should carry: written back only once the object is confirmed in the store
     sa.Column("url", sa.Text),
-    # the row's image_url when a run last read it: a URL other than this or `url` is someone else's
+    # the row's URL when a run last read it: a URL other than this or `url` is someone else's
     sa.Column("seen_url", sa.Text),
     # why the card waits for a run, set where a sweep or a write-back finds work (the sensor's
     # backlog reads it through a partial index); cleared once the card is done
     sa.Column("flag", sa.String(32)),
+    # how the work was found: a tracked change, the sweep, a write-back, the first look, the
+    # nightly reconcile, a NULL URL (`images.state` names them); cleared once the URL is written
+    sa.Column("found_by", sa.String(32)),
     sa.Column("error", sa.Text),
     sa.Column("run_id", sa.String(64)),  # the last Dagster run that changed this row
+    sa.Column("release", sa.String(32)),  # the pd_pipeline release that wrote it
     sa.Column("first_pending_at", sa.DateTime(timezone=True)),
     sa.Column("rendered_at", sa.DateTime(timezone=True)),
     sa.Column("written_at", sa.DateTime(timezone=True)),
+    sa.PrimaryKeyConstraint("card_type", "card_id", "image", name="card_render_key"),
 )
 
 # Literal, not bound parameters: SQLite uses a partial index only when the query's condition
@@ -187,35 +199,22 @@ sa.Index(
     postgresql_where=_waiting,
     sqlite_where=_waiting,
 )
-# Earlier versions of the ledger: an index replaced by card_render_flagged, and a 'stale' status
-# now told apart by its hashes (the row keeps what was last made) plus a flag.
-_RETIRED_INDEXES = ("card_render_needs_work",)
-_MIGRATE_STALE = (
-    "UPDATE card_render SET flag = 'moved_on', "
-    "status = CASE WHEN png_sha256 IS NULL THEN 'pending' ELSE 'stored' END "
-    "WHERE status = 'stale'"
+
+# Which migrations of the pipeline's tables a database has had (`db.migrations`).
+card_render_schema = sa.Table(
+    "card_render_schema",
+    ledger_metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("release", sa.String(32), nullable=False),
+    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
 )
 
 
 def create_card_tables(engine: sa.Engine) -> None:
-    """Create the card tables (for an empty database: `pd-pipeline init-db`) and the ledger."""
+    """Create the card tables (for an empty database: `pd-pipeline init-db`) and the
+    pipeline's own."""
+    from pd_pipeline.db.migrations import migrate
+
     metadata.create_all(engine)
-    create_ledger(engine)
-
-
-def create_ledger(engine: sa.Engine) -> None:
-    """Create the pipeline's own table and its indexes if missing, and bring a ledger made by an
-    earlier version up to date (new columns, retired index); safe to call on every run."""
-    ledger_metadata.create_all(engine)
-    present = {c["name"] for c in sa.inspect(engine).get_columns("card_render")}
-    missing = [c for c in card_render.columns if c.name not in present]
-    with engine.begin() as conn:
-        for column in missing:
-            kind = column.type.compile(engine.dialect)
-            conn.exec_driver_sql(f"ALTER TABLE card_render ADD COLUMN {column.name} {kind}")
-        if missing:
-            for name in _RETIRED_INDEXES:
-                conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
-            conn.exec_driver_sql(_MIGRATE_STALE)
-    for index in card_render.indexes:
-        index.create(engine, checkfirst=True)
+    migrate(engine)
