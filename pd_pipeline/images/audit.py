@@ -1,56 +1,39 @@
 """Auditing one cardset: does every card have a valid, resolvable, current image?
 
-Each card's rule comes from `state.assess`; `finding` says what the checks make of it, and
-`objects.object_problem` judges the objects. The asset checks and `pd-pipeline status` report
-this audit; each problem names the card (player, variant) and the reason.
+Each card's rule comes from `state.assess`, and with it what the checks find (`Reason.finding`);
+`objects.object_problem` judges the objects. The asset checks and `pd-pipeline status` report this
+audit; each problem names the card (player, variant) and the reason.
 """
 
 import datetime as dt
 import functools
 import random
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from pd_pipeline.db import ledger
-from pd_pipeline.db.cards import load_cards
-from pd_pipeline.images import state, stored
-from pd_pipeline.images.objects import listed_problem, object_problem, verified_problem
-from pd_pipeline.images.state import Context, Reason, State
-from pd_pipeline.model import Card
+from pd_pipeline.db import candidates, ledger
+from pd_pipeline.db.animated import has_column
+from pd_pipeline.db.cards import CardCache
+from pd_pipeline.images import inventory
+from pd_pipeline.images.objects import (
+    animation_problem,
+    listed_problem,
+    object_problem,
+    verified_problem,
+)
+from pd_pipeline.images.state import Finding, Next, Policy, Reason, State
+from pd_pipeline.images.survey import count_gaps, needing_a_look, survey
+from pd_pipeline.model import Card, Image, tier_of
+from pd_pipeline.render.animation import Animation
 from pd_pipeline.storage.stores import ObjectStore
 
 IO_THREADS = 8
 SAMPLE = 16  # objects an ordinary run's checks read and decode, beyond the listing
-R = Reason
-FINDINGS = ("missing", "failed", "queued", "unseen", "not_canonical", "to_adopt", "stale",
-            "old_design")  # fmt: skip
-# Rules under which the row's URL is served as the card's image: its object must be valid.
-SERVED = {R.SETTLED, R.ADOPTED, R.DATA_CHANGED, R.DESIGN_CHANGED, R.REPLACE_ADOPTED,
-          R.ADOPTED_CHANGED, R.CHANGED_SINCE_FAILURE}  # fmt: skip
 # States in which a card has the valid URL of an image of its current data.
 VALID = {State.SETTLED, State.ADOPTED, State.STALE_BY_DESIGN}
-
-
-def finding(reason: Reason, has_url: bool) -> str | None:
-    """What the checks make of a card under `reason`: the one place that says it."""
-    if reason is R.FAILED:
-        return "failed"  # its last render failed, and its data has not changed since
-    if not has_url:
-        if reason in (R.WAITING, R.URL_NOT_WRITTEN):
-            return "missing"  # a run took the card and left it without a URL
-        # never read by a run, or changed or cleared since a run read it: the next run's work
-        return "unseen" if reason is R.NEW else "queued"
-    if reason in (R.URL_NOT_CANONICAL, R.URL_NOT_WRITTEN, R.WAITING):
-        return "not_canonical"  # the pipeline's own URL, not (yet) the canonical one
-    if reason in (R.UNSEEN_URL, R.OTHER_WRITER):
-        return "to_adopt"  # someone else's URL: the next run confirms and keeps it, or not
-    if reason in (R.DATA_CHANGED, R.ADOPTED_CHANGED, R.CHANGED_SINCE_FAILURE):
-        return "stale"  # an image of data that has changed since
-    if reason in (R.DESIGN_CHANGED, R.REPLACE_ADOPTED):
-        return "old_design"  # an image of the current data in an older design
-    return None  # settled or adopted
 
 
 @dataclass(frozen=True)
@@ -63,12 +46,15 @@ class Problem:
 class Audit:
     cards: int = 0
     states: dict[State, int] = field(default_factory=dict)
-    findings: dict[str, list[Problem]] = field(
-        default_factory=lambda: {name: [] for name in FINDINGS}
+    findings: dict[Finding, list[Problem]] = field(
+        default_factory=lambda: {finding: [] for finding in Finding}
     )
     bad_objects: list[Problem] = field(default_factory=list)
+    bad_animations: list[Problem] = field(default_factory=list)  # APNGs read: not the design's
     objects_checked: int = 0  # served cards whose object was checked (all: the reconcile)
     objects_scope: str = ""  # which they were
+    old_design: int = 0  # cards whose image is of the current data in an older design
+    no_column: int = 0  # animated images stored whose URL waits for the column animated_url
     waiting: set[int] = field(default_factory=set)  # ids of cards lacking a valid current URL
     first_pending: dt.datetime | None = None  # the oldest of them was first seen waiting then
 
@@ -79,49 +65,100 @@ class Audit:
 def audit_cardset(
     engine: sa.Engine,
     store: ObjectStore | None,
-    ctx: Context,
+    policy: Policy,
     card_type: str,
     cardset_id: int,
     *,
     check_objects: bool = True,
     read_all: bool = False,
     run_id: str | None = None,
+    cache: CardCache | None = None,
+    image: Image = Image.STATIC,
+    animations: Mapping[int, Animation] | None = None,
 ) -> Audit:
-    """Every card's finding, and with `check_objects` the objects behind the served URLs: those
-    `run_id` touched and a bounded sample of the rest, or every one with `read_all` (the
-    nightly reconcile)."""
+    """Every card's finding for one of its images, and with `check_objects` the objects behind
+    the served URLs: those `run_id` touched and a bounded sample of the rest. With `read_all`
+    (the nightly reconcile) every card is read and every object checked; otherwise only the
+    cards the ledger and the rows say may need work (`db.candidates`), those the run touched and
+    the sample are read, and the rest are counted as the ledger holds them (current, adopted,
+    or in an older design). The APNGs read are held to their tier's `animations`."""
     with engine.connect() as conn:
-        cards = load_cards(conn, card_type, cardset_id=cardset_id)
-        made = ledger.entries(conn, card_type, [c.card_id for c in cards])
-    audit = Audit(cards=len(cards))
+        if read_all:
+            found = list(survey(conn, policy, card_type, cardset_id=cardset_id, cache=cache,
+                                image=image))  # fmt: skip
+        else:
+            ids = needing_a_look(conn, policy, card_type, cardset_id, image)
+            if run_id is not None:
+                ids |= set(candidates.touched_by(conn, card_type, cardset_id, run_id, image))
+            column = "image_url" if image is Image.STATIC else "animated_url"
+            if check_objects and (image is Image.STATIC or has_column(conn, card_type)):
+                ids |= set(candidates.served_sample(conn, card_type, cardset_id, SAMPLE, image,
+                                                    column))  # fmt: skip
+            found = list(survey(conn, policy, card_type, card_ids=sorted(ids), image=image))
+        found = [a for a in found if a.verdict.reason is not Reason.NOT_ANIMATED]  # no image
+        unread = {} if read_all else _unread(conn, policy, card_type, cardset_id, found, image)
+        columnless = image is Image.ANIMATED and not has_column(conn, card_type)
+    audit = Audit(cards=len(found) + sum(unread.values()), states=dict(unread))
     served, waits = [], []
-    for card in cards:
-        entry = made.get(card.card_id)
-        verdict = state.assess(card, entry, ctx)
+    for card, entry, verdict in found:
         audit.states[verdict.state] = audit.states.get(verdict.state, 0) + 1
-        has_url = card.image_url is not None
-        found = finding(verdict.reason, has_url)
-        if found:
-            audit.findings[found].append(Problem(card, _why(card, entry, verdict.reason)))
+        if columnless and verdict.next is Next.WRITE_URL:
+            audit.no_column += 1  # made and stored; its URL waits for the column, as decided
+            continue
+        has_url = card.url(image) is not None
+        finding = verdict.reason.finding(has_url)
+        if finding:
+            why = _why(card, entry, verdict.reason, image)
+            audit.findings[finding].append(Problem(card, why))
         if verdict.state not in VALID:
             audit.waiting.add(card.card_id)
             if entry is not None and entry.first_pending_at is not None:
                 waits.append(entry.first_pending_at)
-        if has_url and verdict.reason in SERVED:
+        if verdict.reason.served(has_url):
             served.append((card, entry))
+    audit.old_design = audit.count(State.STALE_BY_DESIGN)
     if check_objects and served:
-        _check_objects(audit, store, served, cardset_id, read_all, run_id)
+        read = _check_objects(audit, store, served, cardset_id, read_all, run_id, image)
+        if image is Image.ANIMATED and animations:
+            _check_animations(audit, store, read, animations)
     audit.first_pending = min(waits, default=None)
     return audit
 
 
-def _check_objects(audit, store, served, cardset_id, read_all: bool, run_id) -> None:
+def _unread(
+    conn, policy: Policy, card_type: str, cardset_id: int, found, image: Image
+) -> dict[State, int]:
+    """The cards not read, by the state their ledger entries hold: adopted, in an older design,
+    or current. The animated image's cards are those with an entry of it, and the gaps
+    (`candidates.Gaps`: not read, they wait for the rollout); every other card of an animated
+    tier without an entry is read."""
+    older = candidates.count_in_older_design(conn, card_type, cardset_id, policy.template_version,
+                                             image)  # fmt: skip
+    if image is Image.STATIC:
+        total, read_here = candidates.count_cards(conn, card_type, cardset_id), len(found)
+    else:
+        waiting = count_gaps(conn, policy, card_type, cardset_id)
+        total = candidates.count_entries(conn, card_type, cardset_id, image) + waiting
+        read_here = sum(entry is not None for _, entry, _ in found)
+        older += waiting
+    kept = candidates.count_adopted(conn, card_type, cardset_id, image)
+    read = [verdict.state for _, _, verdict in found]
+    unread = {
+        State.ADOPTED: max(0, kept - read.count(State.ADOPTED)),
+        State.STALE_BY_DESIGN: max(0, older - read.count(State.STALE_BY_DESIGN)),
+    }
+    unread[State.SETTLED] = max(0, total - read_here - sum(unread.values()))
+    return {state: n for state, n in unread.items() if n}
+
+
+def _check_objects(audit, store, served, cardset_id, read_all: bool, run_id, image) -> list:
     """The nightly reconcile: every object, through a listing of the cardset's folder, reading
     what it cannot vouch for. Any other run: the objects it touched (a HEAD each where the store
     states an MD5, or a listing's ETags when that is cheaper) and SAMPLE others at random, read
     and decoded: its cost follows its change."""
     if read_all:
-        rule = functools.partial(verified_problem, listing=stored.listed(store, cardset_id))
+        rule = functools.partial(verified_problem, listing=inventory.listed(store, cardset_id),
+                                 image=image)  # fmt: skip
         checks = [(pair, rule) for pair in served]
         audit.objects_scope = f"every object ({len(served)}, nightly reconcile)"
     else:
@@ -131,27 +168,40 @@ def _check_objects(audit, store, served, cardset_id, read_all: bool, run_id) -> 
         sample = random.sample(others, min(SAMPLE, len(others)))
         sample += random.sample(touched, min(SAMPLE - len(sample), len(touched)))
         read = {card.card_id for card, _ in sample}
-        vouch = verified_problem  # a HEAD each, reading what the store cannot vouch for
-        if stored.cheaper_to_list(len(touched), len(served)):  # a big run: its uploads' ETags
-            listing = stored.listed(store, cardset_id)
-            vouch = functools.partial(_listed, listing=listing)
+        # a HEAD each, reading what the store cannot vouch for
+        vouch = functools.partial(verified_problem, image=image)
+        if inventory.cheaper_to_list(len(touched), len(served)):  # a big run: its uploads' ETags
+            listing = inventory.listed(store, cardset_id)
+            vouch = functools.partial(_listed, listing=listing, image=image)
         checks = [(p, vouch) for p in touched if p[0].card_id not in read]
-        checks += [(p, object_problem) for p in sample]
+        checks += [(p, functools.partial(object_problem, image=image)) for p in sample]
         audit.objects_scope = (f"the {len(touched)} this run touched and {len(others)} others: "
                                f"{len(sample)} of them at random read")  # fmt: skip
     with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="audit") as io:
         problems = list(io.map(lambda check: check[1](store, *check[0]), checks))
     audit.bad_objects = [Problem(c[0][0], p) for c, p in zip(checks, problems, strict=True) if p]
     audit.objects_checked = len(checks)
+    if read_all:
+        sample = random.sample(served, min(SAMPLE, len(served)))
+    return [card for card, _ in sample]  # the cards whose objects were read
 
 
-def _listed(store: ObjectStore, card: Card, entry, listing) -> str | None:
-    return listed_problem(card, entry, listing, store.public_base_url)
+def _check_animations(audit, store, cards: list[Card], animations) -> None:
+    """The APNGs read at random: frames, delays and first frame as their design says."""
+    checks = [(card, animations[tier_of(card.variant)]) for card in cards
+              if tier_of(card.variant) in animations]  # fmt: skip
+    with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="audit") as io:
+        problems = list(io.map(lambda check: animation_problem(store, *check), checks))
+    audit.bad_animations = [Problem(c[0], p) for c, p in zip(checks, problems, strict=True) if p]
 
 
-def _why(card: Card, entry: ledger.Entry | None, reason: Reason) -> str:
+def _listed(store: ObjectStore, card: Card, entry, listing, image: Image) -> str | None:
+    return listed_problem(card, entry, listing, store.public_base_url, image)
+
+
+def _why(card: Card, entry: ledger.Entry | None, reason: Reason, image: Image) -> str:
     if reason is Reason.FAILED and entry is not None and entry.error:
         return entry.error.removeprefix(f"{card.label}: ")  # errors name their card
     if reason in (Reason.UNSEEN_URL, Reason.OTHER_WRITER):
-        return f"{reason.text}: {card.image_url}"
+        return f"{reason.text}: {card.url(image)}"
     return reason.text

@@ -1,6 +1,7 @@
-"""Making the PNGs of one cardset: plan, adopt what others made, reuse what is stored, render the
-rest, verify, upload and confirm each object, and record it in the ledger. URLs are written
-elsewhere (`images.writeback`), only from what this step confirmed.
+"""Making one image (the static PNGs, or the animated APNGs) of one cardset's cards: plan, adopt
+what others made, reuse what is stored, render the rest, verify, upload and confirm each object,
+and record it in the ledger. URLs are written elsewhere (`images.writeback`), only from what this
+step confirmed.
 
 Rendering streams: markup goes to the browser pool as it asks for it, finished PNGs go to a
 thread pool that verifies and uploads them while the browser renders the next cards, and ledger
@@ -19,36 +20,39 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pd_pipeline.images import adopt, stored
-from pd_pipeline.images.objects import verified_problem
-from pd_pipeline.images.plan import Work, plan_cardset
+from pd_pipeline.db import statistics
+from pd_pipeline.db.cards import CardCache
+from pd_pipeline.images import foreign, inventory
+from pd_pipeline.images.exclusive import LOCK_WAIT_SECONDS, rendering
+from pd_pipeline.images.objects import VERIFY, verified_problem
+from pd_pipeline.images.plan import Plan, Work, plan_cardset
 from pd_pipeline.images.progress import Progress
 from pd_pipeline.images.recorder import Recorder
-from pd_pipeline.images.state import Context
+from pd_pipeline.images.state import Policy
+from pd_pipeline.model import Image
+from pd_pipeline.profiling import phase
 from pd_pipeline.render.browser import BrowserPool
 from pd_pipeline.render.pages import CardPages, DesignError
-from pd_pipeline.render.png import InvalidPng, verify_png
+from pd_pipeline.render.png import InvalidPng
 from pd_pipeline.render.validate import CardDataError
 from pd_pipeline.storage.keys import partition_key
-from pd_pipeline.storage.stores import PNG, ObjectStore
+from pd_pipeline.storage.stores import ObjectStore, content_type
 
 log = logging.getLogger(__name__)
-# Where a PNG step's own CPU goes: planning (reading and assessing the cardset), looking the
-# store up for reuse and adoption, card markup (view, chart layout, templates), cutting and
-# re-encoding captures, verifying, hashing, uploading and confirming objects, ledger writes.
-CPU_PHASES = ("plan", "lookup", "markup", "encode", "store", "ledger")
 IO_THREADS = 8
-MAX_UPLOADS_IN_FLIGHT = 4 * IO_THREADS
+UPLOADS_IN_FLIGHT = 4 * IO_THREADS  # rendered PNGs waiting for the store, at most
 SAMPLE_PNGS = 12
 STORE_FAILURES_TO_GIVE_UP = 5  # uploads failing in a row (each after the client's retries)
+REFUSALS_LOGGED = 20  # URLs not adopted logged one by one; the rest are counted by rule
 
 
 @dataclass
-class PngReport:
-    """What one cardset's PNG step did, for metadata, logs and the run's verdict."""
+class ImageReport:
+    """What one cardset's image step did, for metadata, logs and the run's verdict."""
 
     card_type: str
     cardset_id: int
+    image: Image = Image.STATIC
     cards: int = 0
     current: int = 0  # image already current (or adopted) and its URL written: nothing to do
     adopted: int = 0  # URLs others made, confirmed and kept
@@ -59,8 +63,6 @@ class PngReport:
     old_design: int = 0  # cards left in an older design, for later rollout runs
     png_bytes: int = 0
     render_seconds: float = 0.0
-    # CPU seconds the pipeline spent per phase, beside Chromium's own (see `CPU_PHASES`)
-    cpu_s: Counter = field(default_factory=Counter)
     reasons: Counter = field(default_factory=Counter)  # the rule each card was found under
     failures: list[tuple[str, str]] = field(default_factory=list)  # (card label, error)
     orphans: list[str] = field(default_factory=list)  # keys no card uses (verify_objects only)
@@ -71,12 +73,12 @@ class PngReport:
         return partition_key(self.cardset_id)
 
 
-def make_pngs(
+def make_images(
     engine: sa.Engine,
     store: ObjectStore,
     browser: Callable[[], BrowserPool],
-    pages: CardPages,
-    ctx: Context,
+    design: CardPages,
+    policy: Policy,
     card_type: str,
     cardset_id: int,
     *,
@@ -85,8 +87,13 @@ def make_pngs(
     verify_objects: bool = False,
     logger: logging.Logger | Any = log,
     run_id: str | None = None,
-) -> PngReport:
-    """Bring every card of one type in a cardset to a confirmed, current PNG in the store (or a
+    cache: CardCache | None = None,
+    uploads_in_flight: int = UPLOADS_IN_FLIGHT,
+    lock_wait: float = LOCK_WAIT_SECONDS,
+    image: Image = Image.STATIC,
+) -> ImageReport:
+    """Bring one image (`Image.STATIC`, or `ANIMATED` for the tiers the design animates) of
+    every card of one type in a cardset to a confirmed, current object in the store (or a
     confirmed adopted one).
 
     `browser` is called only when something must be rendered, so a run with nothing to do never
@@ -94,50 +101,70 @@ def make_pngs(
     not uploaded again, so URLs only change where pixels did). With `verify_objects` (the nightly
     reconcile), the objects of cards that need nothing are checked too, a lost or altered one
     made again, and objects in the cardset's folder that no card uses are reported as orphans.
-    `logger` may be `context.log`.
+    `logger` may be `context.log`; `cache` is the run's `CardCache`. At most
+    `uploads_in_flight` rendered PNGs wait for the store: a slow store holds rendering back
+    rather than filling memory.
+
+    No other run makes this cardset's PNGs meanwhile: the step holds its lock from the plan to
+    the last ledger row, waiting up to `lock_wait` seconds for it (`images.exclusive`).
     """
-    started = time.thread_time()
-    plan = plan_cardset(engine, ctx, card_type, cardset_id, rerender_all=rerender_all,
-                        roll_out=roll_out, run_id=run_id)  # fmt: skip
-    step = _Step(engine, store, pages, ctx, logger, run_id)
-    report = step.report = PngReport(card_type, cardset_id, cards=plan.cards,
-                                     old_design=plan.old_design, reasons=plan.reasons)  # fmt: skip
-    report.cpu_s["plan"] = time.thread_time() - started
-    with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="store") as io:
-        try:
-            started = time.thread_time()
-            lost = []
-            if verify_objects:
-                lost = step.lost(plan.done, io)
-                used = {w.key for w in plan.render + plan.adopt + plan.done}
-                report.orphans = stored.orphans(store, card_type, cardset_id, used)
-            report.current = (plan.cards - len(plan.render) - len(lost) - len(plan.adopt)
-                              - plan.old_design)  # fmt: skip
-            todo = plan.render + step.adopt(plan.adopt, io)
-            todo = (todo if rerender_all else step.reuse(todo, io)) + lost
-            report.cpu_s["lookup"] += time.thread_time() - started
-            step.render_and_store(todo, browser, io)
-        finally:
-            step.recorder.flush()  # whatever was confirmed is recorded, even if the step fails
-            report.cpu_s["ledger"] += step.recorder.cpu_s
-    return report
+    with rendering(engine, card_type, cardset_id, image=image, run_id=run_id, logger=logger,
+                   wait=lock_wait):  # fmt: skip
+        with phase("plan"):
+            statistics.keep_current(engine, logger=logger)
+            plan = plan_cardset(engine, policy, card_type, cardset_id, rerender_all=rerender_all,
+                                roll_out=roll_out, whole=verify_objects, run_id=run_id,
+                                cache=cache, image=image)  # fmt: skip
+        step = _Step(engine, store, design, policy, logger, run_id, uploads_in_flight)
+        step.report = ImageReport(card_type, cardset_id, image, cards=plan.cards,
+                                  old_design=plan.old_design, reasons=plan.reasons)  # fmt: skip
+        step.make(plan, browser, rerender_all=rerender_all, verify_objects=verify_objects)
+    return step.report
 
 
 class _Step:
-    report: PngReport
+    report: ImageReport
 
-    def __init__(self, engine, store, pages, ctx, logger, run_id):
-        self.store, self.pages, self.logger, self.ctx = store, pages, logger, ctx
-        self.recorder = Recorder(engine, ctx, run_id)
+    def __init__(self, engine, store, design, policy, logger, run_id, uploads_in_flight):
+        self.store, self.design, self.logger, self.policy = store, design, logger, policy
+        self.uploads_in_flight = uploads_in_flight
+        self.recorder = Recorder(engine, policy, run_id)
         self.store_failures_in_a_row = 0
+
+    def make(
+        self, plan: Plan, browser: Callable[[], BrowserPool], *, rerender_all: bool,
+        verify_objects: bool,
+    ) -> None:  # fmt: skip
+        report = self.report
+        with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="store") as io:
+            try:
+                with phase("lookup"):
+                    lost = []
+                    if verify_objects:
+                        lost = self.lost(plan.done, io)
+                        used = {w.key for w in plan.render + plan.foreign + plan.done}
+                        report.orphans = inventory.orphans(self.store, report.card_type,
+                                                           report.cardset_id, used,
+                                                           report.image)  # fmt: skip
+                    report.current = (plan.cards - len(plan.render) - len(lost)
+                                      - len(plan.foreign) - len(plan.retire)
+                                      - plan.old_design)  # fmt: skip
+                    todo = plan.render + self.confirm_foreign(plan.foreign, io)
+                    todo = (todo if rerender_all else self.reuse(todo, io)) + lost
+                self.render_and_store(todo, browser, io)
+            finally:
+                self.recorder.flush()  # whatever was confirmed is recorded, even if it fails
 
     def lost(self, done: list[Work], io: ThreadPoolExecutor) -> list[Work]:
         """Cards needing nothing whose object is gone, holds other bytes than the ledger
         recorded, or lost our metadata: they are made again, and uploaded whatever the store's
         metadata claims."""
-        listing = stored.listed(self.store, done[0].card.cardset_id) if done else {}
-        problems = stored.each(
-            self.store, io, lambda w: verified_problem(self.store, w.card, w.entry, listing), done
+        listing = inventory.listed(self.store, done[0].card.cardset_id) if done else {}
+        problems = inventory.each(
+            self.store,
+            io,
+            lambda w: verified_problem(self.store, w.card, w.entry, listing, w.image),
+            done,
         )
         lost = []
         for work, problem in zip(done, problems, strict=True):
@@ -147,30 +174,48 @@ class _Step:
                 lost.append(work)
         return lost
 
-    def adopt(self, work: list[Work], io: ThreadPoolExecutor) -> list[Work]:
-        """Keep the URLs others made whose objects are confirmed; the rest are to be rendered."""
-        outcomes = stored.each(
-            self.store, io, lambda w: adopt.confirm(self.store, w, self.ctx.adopt_outside), work
-        )
+    def confirm_foreign(self, work: list[Work], io: ThreadPoolExecutor) -> list[Work]:
+        """Keep the URLs others made whose objects are confirmed; the rest are to be rendered.
+        The checks run on the store's threads (fetches outside the store, `fetch.AT_ONCE` at a
+        time), with a progress line every few seconds: a first pass may check a million."""
+        if not work:
+            return []
+        progress = Progress(f"{work[0].card.card_type} {self.report.partition} adoption",
+                            len(work), self.logger, done="URLs checked",
+                            outcomes=("adopted", "refused"))  # fmt: skip
+        refused: Counter = Counter()  # by rule
         to_render = []
-        for item, outcome in zip(work, outcomes, strict=True):
-            if outcome.ours is not None:
-                head = outcome.ours  # our own object, current: a ledger that was lost
-                self.recorder.stored(item, head.sha256, head.md5, head.size)
+        checks = inventory.stream(
+            self.store, io, lambda w: foreign.confirm(self.store, w, self.policy), work
+        )
+        for item, check in zip(work, checks, strict=True):
+            if check.ours is not None:
+                head = check.ours  # our own object, current: a ledger that was lost
+                self.recorder.confirmed(item, head.sha256, head.md5, head.size)
                 self.report.reused += 1
-            elif outcome.problem is None:
-                self.recorder.adopted(item, outcome.size)
+                progress.tick("reused")
+            elif check.problem is None:
+                self.recorder.kept(item, check.size)
                 self.report.adopted += 1
+                progress.tick("adopted")
             else:
-                self.logger.warning(f"{item.card.label}: not adopted ({outcome.problem})")
+                refused[check.rule] += 1
+                if sum(refused.values()) <= REFUSALS_LOGGED:
+                    self.logger.warning(f"{item.card.label}: not adopted ({check.problem})")
                 to_render.append(item)
+                progress.tick("refused")
+        progress.finish()
+        if sum(refused.values()) > REFUSALS_LOGGED:  # the rest, counted by the rule refusing
+            rules = ", ".join(f"{n} {rule}" for rule, n in refused.most_common())
+            self.logger.warning(f"{len(to_render)} URLs not adopted, by rule: {rules} "
+                                f"(the first {REFUSALS_LOGGED} are logged above)")  # fmt: skip
         return to_render
 
     def reuse(self, todo: list[Work], io: ThreadPoolExecutor) -> list[Work]:
         """Cards whose current image is already in the store: confirm it and skip rendering."""
-        found, missing = stored.find_current(self.store, todo, self.report.cards, io)
+        found, missing = inventory.find_current(self.store, todo, self.report.cards, io)
         for work, head in found:
-            self.recorder.stored(work, head.sha256, head.md5, head.size)
+            self.recorder.confirmed(work, head.sha256, head.md5, head.size)
             self.report.reused += 1
         return missing
 
@@ -179,17 +224,18 @@ class _Step:
     ) -> None:
         # Markup is made as the pool asks for it (overlapping Chromium), and the browser starts
         # only once a card has some.
-        jobs = self._markup(todo)
-        first = next(jobs, None)
+        markups = self._markup(todo)
+        first = next(markups, None)
         if first is None:
             return
         started = time.monotonic()
         progress = Progress(f"{todo[0].card.card_type} {self.report.partition}", len(todo),
                             self.logger)  # fmt: skip
         uploads: list[Future] = []
-        for result in browser().render_many(itertools.chain([first], jobs)):
-            work = todo[result.job_id]
-            self.report.cpu_s["encode"] += result.encode_cpu_s
+        pool = browser()
+        render = pool.render_animated if self.report.image is Image.ANIMATED else pool.render_many
+        for result in render(itertools.chain([first], markups)):
+            work = todo[result.key]
             if result.png is None:
                 self.fail(work, f"{work.card.label}: {result.error}")
             else:
@@ -203,27 +249,30 @@ class _Step:
         self.report.render_seconds = time.monotonic() - started
         progress.finish()
 
-    def _markup(self, todo: list[Work]) -> Iterator[tuple[int, str]]:
+    def _markup(self, todo: list[Work]) -> Iterator[tuple]:
+        """`(index, markup)` for each card to render (and its `Animation`, for the animated
+        image)."""
         for index, work in enumerate(todo):
-            started = time.thread_time()
             try:
-                markup = self.pages.body(work.card)
+                with phase("markup"):
+                    markup = self.design.body(work.card)
             except CardDataError as e:
                 self.fail(work, str(e))
                 continue
             except DesignError as e:  # a template that fails on this card's data only
                 self.fail(work, f"{work.card.label}: {e}")
                 continue
-            finally:
-                self.report.cpu_s["markup"] += time.thread_time() - started
-            yield index, markup
+            if work.image is Image.ANIMATED:
+                yield index, markup, self.design.animation(work.card)
+            else:
+                yield index, markup
 
     def _collect(self, uploads: list[Future], *, wait: bool) -> list[Future]:
-        """Record finished uploads; the ones still running, at most MAX_UPLOADS_IN_FLIGHT
+        """Record finished uploads; the ones still running, at most `uploads_in_flight`
         (rendering waits for the store rather than holding ever more PNGs in memory)."""
         pending = []
         for index, future in enumerate(uploads):
-            must_wait = wait or len(uploads) - index > MAX_UPLOADS_IN_FLIGHT
+            must_wait = wait or len(uploads) - index > self.uploads_in_flight
             if not must_wait and not future.done():
                 pending.append(future)
                 continue
@@ -236,9 +285,8 @@ class _Step:
                 self._give_up_on_a_dead_store(outcome)
                 continue
             self.store_failures_in_a_row = 0
-            sha, md5, size, uploaded, cpu = outcome
-            self.report.cpu_s["store"] += cpu
-            self.recorder.stored(work, sha, md5, size)
+            sha, md5, size, uploaded = outcome
+            self.recorder.confirmed(work, sha, md5, size)
             self.report.uploaded += uploaded
             self.report.png_bytes += size
         return pending
@@ -251,7 +299,7 @@ class _Step:
             return  # the card's fault, not the store's
         self.store_failures_in_a_row += 1
         if self.store_failures_in_a_row >= STORE_FAILURES_TO_GIVE_UP:
-            raise stored.StoreUnavailable(
+            raise inventory.StoreUnavailable(
                 f"object store {self.store.describe()} is unavailable: "
                 f"{self.store_failures_in_a_row} uploads in a row failed (last: {error})"
             ) from error
@@ -267,23 +315,24 @@ class _Step:
 
 
 def _store_one(store: ObjectStore, work: Work, png: bytes) -> tuple[Work, Any]:
-    """`(work, (sha, md5, size, uploaded, cpu seconds))`, or `(work, error)` for a card whose
-    PNG was not stored."""
-    started = time.thread_time()
+    """`(work, (sha, md5, size, uploaded))`, or `(work, error)` for a card whose PNG was not
+    stored."""
     try:
-        return work, (*_verify_upload_confirm(store, work, png), time.thread_time() - started)
+        with phase("store"):
+            return work, _verify_upload_confirm(store, work, png)
     except Exception as e:
         return work, e
 
 
 def _verify_upload_confirm(store: ObjectStore, work: Work, png: bytes) -> tuple:
     """Verify, upload unless identical bytes are already there, and confirm the object."""
-    verify_png(png)
+    VERIFY[work.image](png)
     sha = hashlib.sha256(png).hexdigest()
     head = None if work.not_in_store else store.head(work.key)
     uploaded = not (head and head.sha256 == sha and head.input_hash == work.digest)
     if uploaded:
         head = store.put(work.key, png, sha256=sha, input_hash=work.digest)
-    if head is None or head.sha256 != sha or head.size != len(png) or head.content_type != PNG:
+    confirmed = head is not None and head.content_type == content_type(work.key)
+    if not confirmed or head.sha256 != sha or head.size != len(png):
         raise RuntimeError(f"upload of {work.key} not confirmed by the store (got {head})")
     return sha, head.md5, len(png), uploaded

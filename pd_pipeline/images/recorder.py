@@ -1,6 +1,5 @@
-"""The ledger rows a PNG step makes, buffered and written in batches (a transaction each)."""
+"""The ledger rows an image step makes, buffered and written in batches (a transaction each)."""
 
-import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -8,29 +7,31 @@ import sqlalchemy as sa
 from pd_pipeline.db import ledger
 from pd_pipeline.images import state
 from pd_pipeline.images.plan import Work
-from pd_pipeline.images.state import Context
+from pd_pipeline.images.state import Policy
+from pd_pipeline.profiling import phase
 
 BATCH = 200
 
 
 class Recorder:
-    def __init__(self, engine: sa.Engine, ctx: Context, run_id: str | None):
-        self.engine, self.ctx, self.run_id = engine, ctx, run_id
+    def __init__(self, engine: sa.Engine, policy: Policy, run_id: str | None):
+        self.engine, self.policy, self.run_id = engine, policy, run_id
         self.rows: list[dict[str, Any]] = []
-        self.cpu_s = 0.0  # CPU time its writes took
 
-    def stored(self, work: Work, sha256: str, md5: str | None, size: int) -> None:
-        now = ledger.utcnow()
-        row = state.stored(
-            work.card, self.ctx, sha256=sha256, md5=md5, size=size, now=now, run_id=self.run_id
-        )
-        self._add(row)
+    def confirmed(self, work: Work, sha256: str, md5: str | None, size: int) -> None:
+        self._add(
+            state.object_confirmed(
+                work.card, self.policy, sha256=sha256, md5=md5, size=size, now=ledger.utcnow(),
+                run_id=self.run_id, image=work.image,
+            )
+        )  # fmt: skip
 
     def failed(self, work: Work, error: str) -> None:
-        self._add(state.failed(work.card, self.ctx, error, self.run_id))
+        self._add(state.failed(work.card, self.policy, error, self.run_id, work.image))
 
-    def adopted(self, work: Work, size: int | None) -> None:
-        self._add(state.adopted(work.card, size=size, now=ledger.utcnow(), run_id=self.run_id))
+    def kept(self, work: Work, size: int | None) -> None:
+        self._add(state.url_kept(work.card, size=size, now=ledger.utcnow(), run_id=self.run_id,
+                                 image=work.image))  # fmt: skip
 
     def _add(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
@@ -39,8 +40,6 @@ class Recorder:
 
     def flush(self) -> None:
         if self.rows:
-            started = time.thread_time()
-            with self.engine.begin() as conn:
+            with phase("ledger"), self.engine.begin() as conn:
                 ledger.upsert(conn, self.rows)
             self.rows.clear()
-            self.cpu_s += time.thread_time() - started

@@ -1,22 +1,19 @@
-"""The sensor's rolling sweep: a window of card ids at a time, each card assessed
-(`state.assess`), and the ones needing work that no index can find flagged in the ledger, so the
-sensor's backlog sees them (the nightly reconcile covers everything)."""
+"""The sensor's rolling sweep, where the database does not track changes (`db.changes`): a window
+of card ids at a time, each card assessed (`state.assess`), and the ones needing work that no
+index can find flagged in the ledger, so the sensor's backlog sees them (the nightly reconcile
+covers everything)."""
 
 import sqlalchemy as sa
 
 from pd_pipeline.db import ledger, schema
-from pd_pipeline.db.cards import load_cards
 from pd_pipeline.db.engine import write_transaction
 from pd_pipeline.images import state
-from pd_pipeline.images.state import Context, Next
-
-# What a sweep flags: the work a run would do. Cards rolled out to a new design are paced by the
-# rollout, and failed ones wait for their data to change.
-FLAGGED = {Next.RENDER, Next.ADOPT, Next.WRITE_URL}
+from pd_pipeline.images.state import Policy
+from pd_pipeline.images.survey import notice
 
 
 def sweep(
-    engine: sa.Engine, ctx: Context, card_type: str, after_id: int, limit: int
+    engine: sa.Engine, policy: Policy, card_type: str, after_id: int, limit: int
 ) -> tuple[int, int]:
     """Assess the `limit` cards after `after_id`; flag the ones needing work (and note when NULL
     ones were first seen waiting). Returns the cursor for the next sweep (0 to start over) and
@@ -25,25 +22,26 @@ def sweep(
     window = sa.select(card.c.id).where(card.c.id > after_id).order_by(card.c.id).limit(limit)
     with engine.connect() as conn:
         ids = list(conn.scalars(window))
-        made = ledger.entries(conn, card_type, ids)
-        cards = load_cards(conn, card_type, card_ids=ids) if ids else []
-    now = ledger.utcnow()
-    rows, flagged = [], 0
-    for c in cards:
-        entry = made.get(c.card_id)
-        verdict = state.assess(c, entry, ctx)
-        if c.cardset_id is None or verdict.next not in FLAGGED:
-            continue
-        if c.image_url is None and (entry is None or entry.status != state.FAILED):
-            # The NULL row is found by its index; the sweep only notes since when it waits. A
-            # failed one the backlog leaves out until its data changes: then it is flagged.
-            if entry is None or entry.first_pending_at is None:
-                rows.append(state.waiting(c, now))
-        elif entry is None or entry.flag is None:
-            rows.append(state.flagged(c, verdict.reason, now))
-            flagged += 1
+        rows = notice(conn, policy, card_type, ids, ledger.utcnow(), state.FoundBy.SWEEP)
     if rows:
         with write_transaction(engine) as conn:
             ledger.upsert(conn, rows, **state.WAITING_UPSERT)
     next_cursor = ids[-1] if len(ids) == limit else 0
-    return next_cursor, flagged
+    return next_cursor, sum(row.get("flag") is not None for row in rows)
+
+
+def window(last_id: int, cards: int, pass_minutes: int | None, interval_s: int) -> int:
+    """Cards a tick sweeps per type in a table whose ids reach `last_id`: `cards`
+    (PD_SENSOR_SWEEP_CARDS), or, with `pass_minutes`, what covers the table in that time."""
+    if pass_minutes is None:
+        return cards
+    ticks = max(1, pass_minutes * 60 // interval_s)
+    return max(1, -(-last_id // ticks))
+
+
+def last_ids(conn: sa.Connection) -> dict[str, int]:
+    """The highest card id of each card type (what a sweep's pass runs through)."""
+    return {
+        card_type: conn.scalar(sa.select(sa.func.max(table.c.id))) or 0
+        for card_type, table in schema.CARD_TABLES.items()
+    }

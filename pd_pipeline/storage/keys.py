@@ -22,8 +22,11 @@ def cardset_id_of(partition: str) -> int:
     return int(match.group(1))
 
 
-def object_key(card_type: str, cardset_id: int, player_id: int, variant: int) -> str:
-    return f"cards/{partition_key(cardset_id)}/player-{player_id}/v{variant}/{card_type}.png"
+def object_key(
+    card_type: str, cardset_id: int, player_id: int, variant: int, image: str = "png"
+) -> str:
+    """`cards/cardset-012/player-6557/v415156387/battingcard.png` (`.apng` for the animated)."""
+    return f"cards/{partition_key(cardset_id)}/player-{player_id}/v{variant}/{card_type}.{image}"
 
 
 def token(png_sha256: str) -> str:

@@ -24,7 +24,15 @@ from urllib.parse import urlparse
 from botocore.exceptions import BotoCoreError, ClientError
 
 PNG = "image/png"
-CACHE_CONTROL = "public, max-age=300"  # the default (PD_CACHE_CONTROL): see above
+APNG = "image/apng"  # as Paper Dynasty serves its animated cards
+CONTENT_TYPES = {".png": PNG, ".apng": APNG}
+
+
+def content_type(key: str) -> str:
+    """The Content-Type an object of this key is stored with: its image's, by extension."""
+    return CONTENT_TYPES.get(Path(key).suffix, "application/octet-stream")
+
+
 # What a store raises when it cannot do what it is asked (down, refusing, unreachable).
 STORE_ERRORS = (OSError, BotoCoreError, ClientError)
 
@@ -69,25 +77,34 @@ class ObjectStore(Protocol):
 
     def describe(self) -> str: ...
 
+    def probe(self) -> None:
+        """Raise the store's error unless it answers the cheapest request it takes."""
+        ...
+
 
 class LocalStore:
     """A folder; object metadata sits in a `.meta` tree beside the PNGs so the PNGs stay clean.
 
     A PNG and its metadata are two files, each replaced atomically. The metadata names the inode
-    of the PNG it describes, so metadata left over from a crash between the two renames never
-    passes for the bytes beside it: such an object reads as one without our metadata.
+    of the PNG it describes and the sha256 of its bytes: where the inode differs (a crash between
+    the two renames, a copied or restored folder, an earlier release's metadata) the bytes are
+    read, and metadata that does not name them never passes for them.
     """
 
-    def __init__(
-        self, root: str | Path, public_base_url: str | None = None, cache_control: str | None = None
-    ):
+    def __init__(self, root: str | Path, public_base_url: str | None = None, *, cache_control: str):
         self.root = Path(root).resolve()
         self.public_base_url = public_base_url or self.root.as_uri()
         # Recorded with each object, for whatever serves the folder over HTTP.
-        self.cache_control = cache_control or CACHE_CONTROL
+        self.cache_control = cache_control
 
     def describe(self) -> str:
         return f"local folder {self.root}"
+
+    def probe(self) -> None:
+        # The folder is made on first write: down is one that cannot be made or written to.
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise PermissionError(f"{self.root} is not writable")
 
     def _path(self, key: str, meta: bool = False) -> Path:
         path = (self.root / ".meta" / f"{key}.json") if meta else (self.root / key)
@@ -100,8 +117,9 @@ class LocalStore:
         path = self._path(key)
         with _staged(path, data) as staged:
             md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
-            meta = {"content_type": PNG, "sha256": sha256, "input_hash": input_hash, "md5": md5,
-                    "cache_control": self.cache_control, "inode": staged.stat().st_ino}  # fmt: skip
+            meta = {"content_type": content_type(key), "sha256": sha256,
+                    "input_hash": input_hash, "md5": md5, "cache_control": self.cache_control,
+                    "inode": staged.stat().st_ino}  # fmt: skip
             with _staged(self._path(key, meta=True), json.dumps(meta).encode()) as staged_meta:
                 os.replace(staged_meta, self._path(key, meta=True))
             os.replace(staged, path)
@@ -116,20 +134,27 @@ class LocalStore:
             meta = json.loads(self._path(key, meta=True).read_bytes())
         except FileNotFoundError:
             meta = {}
-        if meta.get("inode") != stat.st_ino:  # none, or another file's: not ours to trust
-            return StoredObject(stat.st_size, PNG if key.endswith(".png") else "", None, None)
+        if meta.get("inode") != stat.st_ino and not self._names_its_bytes(key, meta):
+            return StoredObject(stat.st_size, content_type(key), None, None)
         return StoredObject(stat.st_size, meta["content_type"], meta.get("sha256"),
                             meta.get("input_hash"), meta.get("md5"))  # fmt: skip
 
     def get(self, key: str) -> bytes:
         return self._path(key).read_bytes()
 
+    def _names_its_bytes(self, key: str, meta: dict) -> bool:
+        """Metadata not written beside this very file (a copy of the folder, a restored backup,
+        a release that recorded no inode, a crash between the two renames) is trusted only when
+        the file holds the bytes it names."""
+        sha = meta.get("sha256")
+        return bool(sha) and hashlib.sha256(self.get(key)).hexdigest() == sha
+
     def list(self, prefix: str) -> Iterator[tuple[str, Listed]]:
         folder = self._path(prefix)
         if folder.is_dir():
             # No MD5: the metadata's is what was written, not necessarily what the file holds
             # now, and a listing must not read every file to tell.
-            for path in sorted(folder.rglob("*.png")):
+            for path in sorted(p for p in folder.rglob("*") if p.suffix in CONTENT_TYPES):
                 stat = path.stat()
                 written = dt.datetime.fromtimestamp(stat.st_mtime, dt.UTC)
                 yield path.relative_to(self.root).as_posix(), Listed(stat.st_size, None, written)
@@ -163,10 +188,10 @@ class S3Store:
         bucket: str,
         prefix: str,
         public_base_url: str,
-        cache_control: str | None = None,
+        cache_control: str,
     ):
         self.client = client
-        self.cache_control = cache_control or CACHE_CONTROL
+        self.cache_control = cache_control
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         base = public_base_url.rstrip("/")
@@ -174,6 +199,11 @@ class S3Store:
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}"
+
+    def probe(self) -> None:
+        # One key listed under the prefix: a single cheap request, needing only the permission
+        # the pipeline uses anyway (it lists the store), where a HEAD of the bucket may not.
+        self.client.list_objects_v2(Bucket=self.bucket, Prefix=self._key(""), MaxKeys=1)
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -183,7 +213,7 @@ class S3Store:
             Bucket=self.bucket,
             Key=self._key(key),
             Body=data,
-            ContentType=PNG,
+            ContentType=content_type(key),
             CacheControl=self.cache_control,
             Metadata={"sha256": sha256, "input-hash": input_hash},
         )
@@ -192,7 +222,7 @@ class S3Store:
         # buckets), a HEAD confirms it instead.
         md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
         if _md5_of(response.get("ETag")) == md5:
-            return StoredObject(len(data), PNG, sha256, input_hash, md5)
+            return StoredObject(len(data), content_type(key), sha256, input_hash, md5)
         return self.head(key)
 
     def head(self, key: str) -> StoredObject | None:
@@ -238,20 +268,20 @@ def open_store(
     location: str,
     public_base_url: str | None,
     s3_client: Callable[[], Any],
-    cache_control: str | None = None,
+    cache_control: str,
 ) -> Any:
     """The store `location` names (`s3://bucket/prefix`, `file:///abs/dir` or a folder path);
-    `s3_client` makes the boto3 client for an S3 one. `cache_control` (default CACHE_CONTROL)
-    goes with every object written."""
+    `s3_client` makes the boto3 client for an S3 one. `cache_control` goes with every
+    object written (PD_CACHE_CONTROL)."""
     parsed = urlparse(location)
     if parsed.scheme == "s3":
         client = s3_client()
         base = public_base_url or _s3_public_base(client, parsed.netloc)
-        return S3Store(client, parsed.netloc, parsed.path, base, cache_control)
+        return S3Store(client, parsed.netloc, parsed.path, base, cache_control=cache_control)
     if parsed.scheme not in ("", "file"):
         raise ValueError(f"PD_STORE={location!r}: use s3://bucket/prefix or a folder")
     folder = parsed.path if parsed.scheme == "file" else location
-    return LocalStore(Path(folder).expanduser(), public_base_url, cache_control)
+    return LocalStore(Path(folder).expanduser(), public_base_url, cache_control=cache_control)
 
 
 def _s3_public_base(client: Any, bucket: str) -> str:

@@ -9,7 +9,13 @@ from typing import TypeVar
 
 from pd_pipeline.images.plan import Work
 from pd_pipeline.storage.keys import partition_key
-from pd_pipeline.storage.stores import PNG, STORE_ERRORS, Listed, ObjectStore, StoredObject
+from pd_pipeline.storage.stores import (
+    STORE_ERRORS,
+    Listed,
+    ObjectStore,
+    StoredObject,
+    content_type,
+)
 
 T = TypeVar("T")
 
@@ -44,8 +50,23 @@ def cheaper_to_list(asked: int, cards: int) -> bool:
 
 def each(store: ObjectStore, io: ThreadPoolExecutor, call: Callable[[Work], T], work) -> list[T]:
     """`call` on every item, on the store's threads."""
-    with unavailable(store):
-        return list(io.map(call, work))
+    return list(stream(store, io, call, work))
+
+
+def stream(
+    store: ObjectStore, io: ThreadPoolExecutor, call: Callable[[Work], T], work
+) -> Iterator[T]:
+    """`call` on every item, on the store's threads: the results in order, as they come."""
+    results = io.map(call, work)
+    while True:
+        with unavailable(store):
+            result = next(results, _END)
+        if result is _END:
+            return
+        yield result
+
+
+_END = object()
 
 
 def find_current(
@@ -65,7 +86,8 @@ def find_current(
     found, missing = [], []
     for item in work:
         head = heads.get(item.key)
-        if head and head.content_type == PNG and head.sha256 and head.input_hash == item.digest:
+        current = head and head.sha256 and head.input_hash == item.digest
+        if current and head.content_type == content_type(item.key):
             found.append((item, head))
         else:
             item.not_in_store = True
@@ -73,7 +95,9 @@ def find_current(
     return found, missing
 
 
-def orphans(store: ObjectStore, card_type: str, cardset_id: int, used: set[str]) -> list[str]:
-    """Objects of this card type in the cardset's folder that no card row uses."""
-    suffix = f"/{card_type}.png"
+def orphans(
+    store: ObjectStore, card_type: str, cardset_id: int, used: set[str], image: str = "png"
+) -> list[str]:
+    """Objects of this card type's image in the cardset's folder that no card row uses."""
+    suffix = f"/{card_type}.{image}"
     return sorted(k for k in listed(store, cardset_id) if k.endswith(suffix) and k not in used)
