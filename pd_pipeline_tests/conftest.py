@@ -7,10 +7,18 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from pd_pipeline_tests.helpers import seed_small_demo
+from pd_pipeline_tests.helpers import memory_instance, seed_small_demo
 from pd_pipeline_tests.services import S3Server, postgres_database
 
 DEPLOY = Path(__file__).parents[1] / "deploy"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files holding a heavy test first, the rest in their order: xdist hands files to workers
+    in this order (`--no-loadscope-reorder`), and a heavy file handed out last would run on a
+    lone worker after the others finished."""
+    heavy = {item.path for item in items if item.get_closest_marker("heavy")}
+    items.sort(key=lambda item: item.path not in heavy)
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +50,7 @@ def seeded(db_url, s3_env, monkeypatch):
     Dagster instance for the runs."""
     monkeypatch.setenv("PD_DATABASE_URL", db_url)
     engine = seed_small_demo(db_url)
-    with dg.instance_for_test() as instance:
+    with memory_instance() as instance:
         instance.add_dynamic_partitions("cardsets", ["cardset-001"])
         yield Seeded(engine, instance, db_url)
 

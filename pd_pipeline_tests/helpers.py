@@ -1,5 +1,6 @@
 """Shared test steps: seed a small demo, run the Dagster jobs for real, read back the results."""
 
+import functools
 import hashlib
 import random
 import time
@@ -8,16 +9,22 @@ from urllib.parse import urlparse
 import dagster as dg
 import sqlalchemy as sa
 
-from pd_pipeline import config
+from pd_pipeline import settings
 from pd_pipeline.db import schema
 from pd_pipeline.db.engine import make_engine
-from pd_pipeline.definitions import build_defs
+from pd_pipeline.defs import build_defs
 from pd_pipeline.demo import seed_demo
 from pd_pipeline.images.audit import audit_cardset
 from pd_pipeline.model import CARD_TYPES
 from pd_pipeline.render.png import verify_png
-from pd_pipeline.sensors import pending_images_sensor
 from pd_pipeline.storage.keys import TOKEN_LENGTH
+
+
+def memory_instance() -> dg.DagsterInstance:
+    """A Dagster instance kept in memory (runs, events, partitions), for runs executed in the
+    test's process: the same instance API without an SQLite event log (~1 s less a run).
+    Tests of the daemon, the CLI and the webserver use instances on disk."""
+    return dg.DagsterInstance.ephemeral()
 
 
 def seed_small_demo(url: str, players: int = 12, seasons=(2008,)) -> sa.Engine:
@@ -30,12 +37,13 @@ def seed_small_demo(url: str, players: int = 12, seasons=(2008,)) -> sa.Engine:
 def sensor_tick(instance: dg.DagsterInstance, cursor: str | None = None, log=None):
     """One evaluation of pending_images_sensor as the daemon runs it, with resources from the
     environment; the cardsets it registers are registered. Returns the result and its cursor."""
+    defs = build_defs()
     with dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources=build_defs().resources
+        instance=instance, cursor=cursor, resources=defs.resources
     ) as context:
         if log:
             context.log.addHandler(log)  # what the UI shows as the tick's log
-        result = pending_images_sensor(context)
+        result = defs.resolve_sensor_def("pending_images_sensor")(context)
     for request in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
     return result, result.cursor
@@ -70,9 +78,20 @@ def materialize(
     )
 
 
-def card_context():
-    """The card-state context runs in this environment use (design, public base URL)."""
-    return config.card_context(config.store())
+def open_store():
+    """The object store the environment names, as `pd-pipeline` opens it (once per settings:
+    tests check many URLs)."""
+    return _opened(settings.load())
+
+
+@functools.cache
+def _opened(of: settings.Settings):
+    return of.open_store()
+
+
+def card_policy():
+    """The policy runs in this environment hold cards to (design, public base URL, adoption)."""
+    return settings.load().card_policy(open_store())
 
 
 def ledger_failures(engine: sa.Engine, card_type: str) -> dict[int, str]:
@@ -96,7 +115,7 @@ def stored_count(engine: sa.Engine) -> int:
 def assert_every_card_correct(engine: sa.Engine, cardset_ids=(1,), opened: int = 50) -> int:
     """Every card of the cardsets passes the audit (its URL canonical, current, its object
     valid), and `opened` URLs of each type, at random, open their PNG; returns the cards."""
-    store, ctx = config.store(), card_context()
+    store, policy = open_store(), card_policy()
     cards = 0
     for card_type in CARD_TYPES:
         urls = list(image_urls(engine, card_type).values())
@@ -104,7 +123,7 @@ def assert_every_card_correct(engine: sa.Engine, cardset_ids=(1,), opened: int =
         for url in random.Random(7).sample(urls, min(opened, len(urls))):
             assert_url_opens_its_png(url)
         for cardset_id in cardset_ids:
-            audit = audit_cardset(engine, store, ctx, card_type, cardset_id)
+            audit = audit_cardset(engine, store, policy, card_type, cardset_id)
             problems = [p.reason for found in audit.findings.values() for p in found]
             problems += [p.reason for p in audit.bad_objects]
             assert not audit.waiting and not problems, f"{card_type} {cardset_id}: {problems}"
@@ -144,11 +163,11 @@ def image_urls(engine: sa.Engine, card_type: str = "battingcard") -> dict[int, s
 
 def assert_url_opens_its_png(url: str) -> None:
     """The URL's key holds a valid 1200x600 PNG whose bytes match the URL's token."""
-    store = config.store()
+    opened = open_store()
     parsed = urlparse(url)
-    assert url.startswith(store.public_base_url + "/"), url
-    key = url[len(store.public_base_url) + 1 :].split("?")[0]
-    png = store.get(key)
+    assert url.startswith(opened.public_base_url + "/"), url
+    key = url[len(opened.public_base_url) + 1 :].split("?")[0]
+    png = opened.get(key)
     verify_png(png)
     assert parsed.query == f"d={hashlib.sha256(png).hexdigest()[:TOKEN_LENGTH]}"
 

@@ -1,6 +1,7 @@
 """Real services for the tests: a moto S3 server process on loopback, and PostgreSQL databases."""
 
 import contextlib
+import fcntl
 import http.client
 import json
 import os
@@ -21,6 +22,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import boto3
+import dagster as dg
 import pytest
 import sqlalchemy as sa
 
@@ -102,7 +104,15 @@ def dagster_dev_command(port: int | None = None) -> list[str]:
 
 def dagster_env(database_url: str, home: Path, **settings: str) -> dict[str, str]:
     """The environment of a `dagster` command a test starts: the test's own (S3 settings from
-    the `s3_env` fixture, no stray PD_ settings), its card database and DAGSTER_HOME."""
+    the `s3_env` fixture, no stray PD_ settings), its card database and DAGSTER_HOME. A home
+    whose instance keeps its storage in SQLite (no storage configured) gets it made now: a test
+    reading the instance while the command makes it would stamp the fresh schema too (two
+    alembic heads, unreadable)."""
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists() or "storage:" not in config.read_text():
+        with dg.DagsterInstance.from_config(str(home)):
+            pass
     return {**os.environ, "PD_DATABASE_URL": database_url, "DAGSTER_HOME": str(home), **settings}
 
 
@@ -303,3 +313,28 @@ class Webhook:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+ROOT = Path(__file__).parents[1]
+BUILD = ROOT / "deploy" / "image" / "build.sh"
+
+
+def build_wheelhouse(log: Path) -> Path:
+    """dist/wheelhouse as `make wheelhouse` builds it: pd_pipeline's wheel and its dependencies'.
+    Built once a test run, by the first test process to ask (the others wait for it): a rebuild
+    deletes the pd_pipeline wheel for a while, under a test that is installing it."""
+    (ROOT / "dist").mkdir(exist_ok=True)
+    wheelhouse, stamp = ROOT / "dist" / "wheelhouse", ROOT / "dist" / ".wheelhouse.run"
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", str(os.getpid()))
+    with open(ROOT / "dist" / ".wheelhouse.lock", "w") as lock, open(log, "w") as out:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.exists() and stamp.read_text() == run:
+            return wheelhouse
+        env = {**os.environ, "PYTHON": sys.executable}
+        built = subprocess.run([str(BUILD), "wheelhouse"], env=env, stdout=out, stderr=out)
+        if built.returncode == 0:
+            stamp.write_text(run)
+    if built.returncode != 0:
+        tail = "\n".join(log.read_text().splitlines()[-40:])
+        pytest.fail(f"build.sh wheelhouse failed:\n{tail}")
+    return wheelhouse

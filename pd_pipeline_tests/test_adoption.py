@@ -10,10 +10,16 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from pd_pipeline import config
 from pd_pipeline.db import schema
 from pd_pipeline.render.png import encode_png
-from pd_pipeline_tests.helpers import image_urls, materializations, move_chances, run_partition
+from pd_pipeline_tests.helpers import (
+    image_urls,
+    materializations,
+    move_chances,
+    open_store,
+    run_partition,
+    sensor_tick,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +58,7 @@ def test_an_existing_database_keeps_its_images_until_a_card_changes(
     engine, instance = seeded.engine, seeded.instance
     ids = sorted(image_urls(engine))
     in_store, over_http, gone = ids[:4], ids[4:7], ids[7]
-    base = config.store().public_base_url
+    base = open_store().public_base_url
     s3, bucket = s3_server.client(), s3_env["bucket"]
     for n, card_id in enumerate(in_store):
         key = f"legacy/battingcard-{card_id}.png"
@@ -60,6 +66,8 @@ def test_an_existing_database_keeps_its_images_until_a_card_changes(
                       ContentType="image/png")  # fmt: skip
         _set_url(engine, card_id, f"{base}/{key}")
     root, site = old_site
+    # The old renderer's CDN is not the store's host: it is named as one to fetch from.
+    monkeypatch.setenv("PD_ADOPT_HTTP_HOSTS", site.removeprefix("http://"))
     for n, card_id in enumerate(over_http):
         (root / f"{card_id}.png").write_bytes(_old_renderer_png(200 + n))
         _set_url(engine, card_id, f"{site}/{card_id}.png?v=3")
@@ -87,6 +95,7 @@ def test_an_existing_database_keeps_its_images_until_a_card_changes(
     # One adopted card's ratings change: that card alone is rendered, in our design.
     changed = in_store[1]
     move_chances(engine, changed)
+    sensor_tick(instance)  # its sweep finds the change
     second = run_partition(instance)
     assert second.success
     assert materializations(second, "battingcard_pngs")["rendered"] == 1

@@ -5,11 +5,12 @@ import datetime as dt
 
 import dagster as dg
 import pytest
+import sqlalchemy as sa
 
-from pd_pipeline import alerts, settings
-from pd_pipeline.alert_sensors import backlog_alert, run_failure_alert
-from pd_pipeline.definitions import build_defs
-from pd_pipeline.retries import ATTEMPT_TAG, WILL_RETRY_TAG
+from pd_pipeline.db import schema
+from pd_pipeline.defs import build_defs
+from pd_pipeline.defs.automation import alerts
+from pd_pipeline.defs.automation.retries import ATTEMPT_TAG, WILL_RETRY_TAG
 from pd_pipeline_tests.helpers import run_partition, sensor_tick
 from pd_pipeline_tests.services import Webhook, free_port, s3_settings
 
@@ -41,7 +42,7 @@ def _evaluate_run_failure_alert(instance, result) -> None:
         dagster_instance=instance,
         dagster_run=result.dagster_run,
     ).for_run_failure()
-    run_failure_alert(context)
+    build_defs().resolve_sensor_def("run_failure_alert")(context)
 
 
 def test_a_failed_run_is_posted_once_per_incident(seeded, webhook, monkeypatch):
@@ -49,6 +50,7 @@ def test_a_failed_run_is_posted_once_per_incident(seeded, webhook, monkeypatch):
     for key, value in s3_settings(f"http://127.0.0.1:{free_port()}", "gone").items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("PD_STEP_RETRIES", "0")  # a lasting outage: no in-run retries
     instance = seeded.instance
 
     first = _failed_run(instance, **{ATTEMPT_TAG: "1"})
@@ -75,30 +77,33 @@ def test_cards_waiting_too_long_are_posted_once_until_the_backlog_recovers(
     seeded, webhook, monkeypatch
 ):
     instance = seeded.instance
-    sensor_tick(instance)  # the sweep notes since when each card waits
+    sensor_tick(instance)  # the sweep notes since when each card waits: two hours ago, say
+    entry = schema.card_render
+    two_hours_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
+    with seeded.engine.begin() as conn:
+        conn.execute(sa.update(entry).values(first_pending_at=two_hours_ago))
 
-    def tick(cursor):
+    def tick(cursor, max_wait_minutes: int):
+        monkeypatch.setenv("PD_BACKLOG_MAX_WAIT_MINUTES", str(max_wait_minutes))
+        defs = build_defs()
         with dg.build_sensor_context(instance=instance, cursor=cursor,
-                                     resources=build_defs().resources) as context:  # fmt: skip
-            reason = backlog_alert(context)
+                                     resources=defs.resources) as context:  # fmt: skip
+            reason = defs.resolve_sensor_def("backlog_alert")(context)
             return reason.skip_message, context.cursor
 
-    monkeypatch.setattr(settings, "BACKLOG_MAX_WAIT", dt.timedelta(0))
-    said, cursor = tick(None)
+    said, cursor = tick(None, 60)
     assert len(webhook.posts) == 1 and "(posted)" in said
     text = webhook.posts[0]["content"]
-    assert "have waited longer than 0 min" in text and "cardset-001" in text
+    assert "have waited longer than 60 min" in text and "cardset-001" in text
     assert (
         "battingcard #" in text and "waiting since" in text and "more (pd-pipeline status)" in text
     )
-    said, cursor = tick(cursor)
+    said, cursor = tick(cursor, 60)
     assert len(webhook.posts) == 1 and "(already posted)" in said
 
-    monkeypatch.setattr(settings, "BACKLOG_MAX_WAIT", dt.timedelta(days=1))  # back within it
-    said, cursor = tick(cursor)
+    said, cursor = tick(cursor, 24 * 60)  # back within it
     assert "No card has waited longer" in said
-    monkeypatch.setattr(settings, "BACKLOG_MAX_WAIT", dt.timedelta(0))  # a new incident
-    tick(cursor)
+    tick(cursor, 60)  # a new incident
     assert len(webhook.posts) == 2
 
 

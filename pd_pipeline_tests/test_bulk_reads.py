@@ -1,13 +1,13 @@
 """Reading a whole cardset: the collector is held off while rows become objects, never left off;
-a card read again from unchanged rows is reused, and every change is read."""
+with a card cache, a card read again from unchanged rows is reused, and every change is read."""
 
 import gc
 
 import pytest
 import sqlalchemy as sa
 
-from pd_pipeline.db import cards, ledger, schema
-from pd_pipeline.db.cards import load_cards
+from pd_pipeline.db import ledger, schema
+from pd_pipeline.db.cards import CardCache, load_cards
 from pd_pipeline.db.engine import gc_paused
 from pd_pipeline_tests.helpers import move_chances, seed_small_demo
 
@@ -55,9 +55,9 @@ def _by_id(read) -> dict:
 def test_a_cardset_read_again_reuses_its_unchanged_cards_and_rebuilds_every_changed_one(
     sqlite_url,
 ):
-    engine = seed_small_demo(sqlite_url, seasons=(2008, 2009))
+    engine, cache = seed_small_demo(sqlite_url, seasons=(2008, 2009)), CardCache()
     with engine.connect() as conn:
-        first = _by_id(load_cards(conn, "battingcard", cardset_id=1))
+        first = _by_id(load_cards(conn, "battingcard", cardset_id=1, cache=cache))
     ids = sorted(first)
     rated, shown, renamed = ids[0], ids[1], first[ids[2]]
     fielded = next(
@@ -73,7 +73,7 @@ def test_a_cardset_read_again_reuses_its_unchanged_cards_and_rebuilds_every_chan
                      .where(schema.cardposition.c.player_id == fielded.player_id)
                      .values(error=schema.cardposition.c.error + 1))  # fmt: skip
     with engine.connect() as conn:
-        second = _by_id(load_cards(conn, "battingcard", cardset_id=1))
+        second = _by_id(load_cards(conn, "battingcard", cardset_id=1, cache=cache))
         by_id = _by_id(load_cards(conn, "battingcard", card_ids=ids))
     changed = {rated, shown, fielded.card_id} | {
         c.card_id for c in first.values() if c.player_id == renamed.player_id
@@ -88,12 +88,17 @@ def test_a_cardset_read_again_reuses_its_unchanged_cards_and_rebuilds_every_chan
     assert second[fielded.card_id].inputs["fielding"] != fielded.inputs["fielding"]
 
 
-def test_cards_kept_for_reuse_are_bounded(sqlite_url, monkeypatch):
+def test_cards_kept_for_reuse_are_bounded(sqlite_url):
     engine = seed_small_demo(sqlite_url, seasons=(2008, 2009))
-    monkeypatch.setattr(cards._built, "KEEP_CARDS", 1)  # one cardset, however big
+    cache = CardCache(keep_cards=1)  # one cardset, however big
+
+    def read(cardset_id: int):
+        return load_cards(conn, "battingcard", cardset_id=cardset_id, cache=cache)
+
     with engine.connect() as conn:
-        one = load_cards(conn, "battingcard", cardset_id=1)
-        two = load_cards(conn, "battingcard", cardset_id=2)
-        assert load_cards(conn, "battingcard", cardset_id=2)[0] is two[0]  # the last is kept
-        one_again = load_cards(conn, "battingcard", cardset_id=1)
+        one, two = read(1), read(2)
+        assert read(2)[0] is two[0]  # the last is kept
+        one_again = read(1)
+        fresh = load_cards(conn, "battingcard", cardset_id=1)
     assert one_again == one and one_again[0] is not one[0]  # made again: it was let go
+    assert fresh == one and fresh[0] is not one[0]  # no cache, no reuse

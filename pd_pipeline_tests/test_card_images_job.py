@@ -1,16 +1,16 @@
 """card_images_job end to end: real Chromium, real SQLite/PostgreSQL, a real S3 server."""
 
-import dagster as dg
 import pytest
 import sqlalchemy as sa
 from dagster_aws.s3 import S3Resource
 
 from pd_pipeline.db import schema
-from pd_pipeline.definitions import build_defs
+from pd_pipeline.defs import build_defs
 from pd_pipeline_tests.helpers import (
     assert_url_opens_its_png,
     image_urls,
     materializations,
+    memory_instance,
     run_partition,
     seed_small_demo,
 )
@@ -20,12 +20,13 @@ pytestmark = pytest.mark.slow
 
 def test_a_partition_gets_every_card_a_url_that_opens_its_png(seeded, monkeypatch):
     engine, instance = seeded.engine, seeded.instance
-    clients = []  # a boto3 client costs 0.15-0.4 s of CPU: the run's six steps share one
+    clients = []  # a boto3 client costs 0.15-0.4 s of CPU: the run's twelve steps share one
     get_client = S3Resource.get_client
     monkeypatch.setattr(S3Resource, "get_client", lambda r: clients.append(r) or get_client(r))
     result = run_partition(instance)
     assert result.success
-    assert len(result.get_step_success_events()) == 6 and len(clients) == 1
+    # Per card type and image (still, animated): objects, URLs, checks.
+    assert len(result.get_step_success_events()) == 2 * 2 * 3 and len(clients) == 1
     for card_type in ("battingcard", "pitchingcard"):
         urls = image_urls(engine, card_type)
         assert urls and all(urls.values()), f"{card_type} rows left without a URL"
@@ -82,7 +83,7 @@ def test_a_backfill_run_covers_several_cardsets(sqlite_url, s3_env, monkeypatch)
     """BackfillPolicy groups cardsets into one run: every asset and check handles the range."""
     monkeypatch.setenv("PD_DATABASE_URL", sqlite_url)
     engine = seed_small_demo(sqlite_url, players=3, seasons=(2008, 2019))
-    with dg.instance_for_test() as instance:
+    with memory_instance() as instance:
         instance.add_dynamic_partitions("cardsets", ["cardset-001", "cardset-002"])
         result = (
             build_defs()
@@ -100,4 +101,5 @@ def test_a_backfill_run_covers_several_cardsets(sqlite_url, s3_env, monkeypatch)
     for card_type in ("battingcard", "pitchingcard"):
         assert all(image_urls(engine, card_type).values())
     checks = result.get_asset_check_evaluations()
-    assert len(checks) == 2 * 6 * 2 and all(c.passed for c in checks)  # per cardset, each check
+    # Per cardset and card type, each check: 6 of the still, 7 of the animated image.
+    assert len(checks) == 2 * 2 * (6 + 7) and all(c.passed for c in checks)

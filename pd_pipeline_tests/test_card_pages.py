@@ -5,9 +5,9 @@ import shutil
 
 import pytest
 
+from pd_pipeline.model import tier_of
 from pd_pipeline.render.fonts import FONTS, ORIGIN
 from pd_pipeline.render.pages import DESIGN_DIR, CardPages, DesignError
-from pd_pipeline.render.view import tier_of
 from pd_pipeline_tests.sample_cards import make_card, with_inputs
 
 

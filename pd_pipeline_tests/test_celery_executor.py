@@ -20,7 +20,7 @@ from pd_pipeline_tests.debian_services import redis_server
 from pd_pipeline_tests.helpers import assert_every_card_correct, seed_small_demo
 from pd_pipeline_tests.services import dagster_env, process_group
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 BIN = Path(sys.executable).parent
 CELERY_CONFIG = Path(__file__).parents[1] / "deploy" / "celery" / "executor.yaml"
 CARDSETS = ["cardset-001", "cardset-002"]
@@ -88,7 +88,7 @@ def test_card_images_job_on_two_workers_survives_a_killed_worker(sqlite_url, tmp
         }
         run_log = tmp_path / "run.log"
         run = subprocess.Popen(
-            [str(BIN / "dagster"), "job", "execute", "-m", "pd_pipeline.celery_defs",
+            [str(BIN / "dagster"), "job", "execute", "-m", "pd_pipeline.defs.celery",
              "-j", "card_images_job", "-c", str(config), "--tags", json.dumps(tags)],
             env=env, stdout=stack.enter_context(open(run_log, "w")), stderr=subprocess.STDOUT,
         )  # fmt: skip

@@ -8,15 +8,15 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from pd_pipeline import config
 from pd_pipeline.db import schema
-from pd_pipeline.definitions import build_defs
-from pd_pipeline.steps import RECONCILE_TAG
+from pd_pipeline.defs import build_defs
+from pd_pipeline.defs.cards.steps import RECONCILE_TAG
 from pd_pipeline.storage.keys import token
 from pd_pipeline_tests.helpers import (
     add_variant,
     image_urls,
     move_chances,
+    open_store,
     run_partition,
     sensor_tick,
 )
@@ -65,7 +65,7 @@ def _break_every_check(engine) -> dict[str, int]:
                 entry.c.card_type == "battingcard", entry.c.card_id == broken["objects_valid"]
             )
         )
-    store = config.store()
+    store = open_store()
     store.put(key, b"not a png", sha256="0" * 64, input_hash="0" * 64)
     move_chances(engine, broken["images_current"])
     return broken

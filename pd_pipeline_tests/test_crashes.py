@@ -1,7 +1,8 @@
 """A run SIGKILLed at any point (the `dagster job execute` process group, Chromium included)
-loses nothing: the next run converges, renders no current object again, and no row ever
-carries the URL of an object the store has not confirmed."""
+loses nothing: the next run converges, renders no current object again (PNG or APNG), and no row
+ever carries the URL of an object the store has not confirmed."""
 
+import itertools
 import os
 import signal
 import subprocess
@@ -16,25 +17,31 @@ from pd_pipeline.db import schema
 from pd_pipeline_tests.helpers import assert_every_card_correct, image_urls, seed_small_demo
 from pd_pipeline_tests.services import dagster_env
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 RUN = [DAGSTER, "job", "execute", "-m", "pd_pipeline", "-j", "render_pending_job"]
 
 
-def _objects(store: Path) -> dict[str, int]:
-    """Key -> inode of every PNG in the local store (a new inode: the object was made again)."""
-    return {p.relative_to(store).as_posix(): p.stat().st_ino for p in store.rglob("*.png")}
+def _objects(store: Path, suffix: str = "") -> dict[str, int]:
+    """Key -> inode of every image (ending `suffix`) in the local store (a new inode: the object
+    was made again)."""
+    return {p.relative_to(store).as_posix(): p.stat().st_ino for p in store.rglob(f"*{suffix}")
+            if p.suffix in (".png", ".apng")}  # fmt: skip
 
 
-def _progress(engine: sa.Engine, store: Path) -> tuple[int, int, int]:
-    """(objects in the store, objects the ledger confirms, rows carrying a URL)."""
+def _progress(engine: sa.Engine, store: Path, image: str = "png") -> tuple[int, int, int]:
+    """(objects of `image` in the store, those the ledger confirms, rows carrying its URL)."""
     entry = schema.card_render
     with engine.connect() as conn:
         confirmed = conn.scalar(
-            sa.select(sa.func.count()).select_from(entry).where(entry.c.png_sha256.is_not(None))
+            sa.select(sa.func.count())
+            .select_from(entry)
+            .where(entry.c.png_sha256.is_not(None), entry.c.image == image)
         )
-    urls = sum(u is not None for t in schema.CARD_TABLES for u in image_urls(engine, t).values())
-    return len(_objects(store)), confirmed, urls
+        column = "image_url" if image == "png" else "animated_url"
+        urls = sum(conn.scalar(sa.select(sa.func.count()).where(t.c[column].is_not(None)))
+                   for t in schema.CARD_TABLES.values())  # fmt: skip
+    return len(_objects(store, f".{image}")), confirmed, urls
 
 
 def _run_killed_when(env: dict, until, log: Path) -> tuple[int, int, int]:
@@ -86,8 +93,13 @@ def test_a_run_killed_anywhere_converges_on_the_next(sqlite_url, tmp_path, monke
         made, confirmed, urls = _progress(engine, store)
         return (made, confirmed, urls) if 0 < urls < cards else None
 
+    def mid_animation():  # APNGs stored, their URLs not all written
+        made, confirmed, urls = _progress(engine, store, "apng")
+        return (made, confirmed, urls) if made and urls < made else None
+
     killed = []
-    for i, point in enumerate((mid_render, stored_before_recorded, mid_write_back)):
+    points = (mid_render, stored_before_recorded, mid_write_back, mid_animation)
+    for i, point in enumerate(points):
         before = _progress(engine, store)
         killed.append(_run_killed_when(env, point, tmp_path / f"run-{i}.log"))
     print(f"killed at (objects, confirmed, urls) = {killed} of {cards} cards")
@@ -107,11 +119,15 @@ def test_a_run_killed_anywhere_converges_on_the_next(sqlite_url, tmp_path, monke
 def assert_urls_confirmed(engine: sa.Engine) -> None:
     entry = schema.card_render
     with engine.connect() as conn:
-        for card_type, table in schema.CARD_TABLES.items():
+        for (card_type, table), (image, column) in itertools.product(
+            schema.CARD_TABLES.items(), (("png", "image_url"), ("apng", "animated_url"))
+        ):
+            its_entry = sa.and_(entry.c.card_type == card_type, entry.c.card_id == table.c.id,
+                                entry.c.image == image)  # fmt: skip
             rows = conn.execute(
-                sa.select(table.c.image_url, entry.c.url, entry.c.png_sha256)
-                .join(entry, sa.and_(entry.c.card_type == card_type, entry.c.card_id == table.c.id))
-                .where(table.c.image_url.is_not(None))
+                sa.select(table.c[column], entry.c.url, entry.c.png_sha256)
+                .outerjoin(entry, its_entry)
+                .where(table.c[column].is_not(None))
             ).all()
             for url, confirmed, sha in rows:
                 assert sha is not None and url == confirmed, f"{url} written unconfirmed"

@@ -31,7 +31,7 @@ from pd_pipeline_tests.services import (
     s3_settings,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 DEADLINE_S = 120
 
 
@@ -62,7 +62,7 @@ def test_the_daemon_keeps_every_card_image_current_and_heals_after_outages(serve
     with process_group(command, tmp_path / "dagster-dev.log", env):
         # (1) the store is down as the first runs go: they fail; once it is back, the sensor
         # launches their work again (backoff), and every card gets its URL
-        wait_for(lambda: _failed_runs(home) >= 1, "a run failing on the store outage", 90)
+        wait_for(lambda: _failed_runs(home) >= 1, "a run failing on the store outage", 180)
         s3.start()
         s3.client().create_bucket(Bucket="cards")
         took = wait_for(lambda: all(image_urls(engine).values()), "every URL after the outage", 180)

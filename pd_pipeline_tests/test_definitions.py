@@ -1,72 +1,81 @@
-"""A snapshot of the code location: an accidental change to a name others rely on shows up here."""
+"""A snapshot of the code location: assets, checks, jobs, sensors, schedules and resources, with
+the names other tools rely on. A deliberate change updates it with one command:
 
+    UPDATE_SNAPSHOTS=1 .venv/bin/pytest pd_pipeline_tests/test_definitions.py
+"""
+
+import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 
-from pd_pipeline import settings
-from pd_pipeline.definitions import build_defs
+from pd_pipeline.defs import build_defs
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "definitions.json"
 
 
-def test_definitions_load_and_keep_their_names():
+def snapshot(defs: dg.Definitions) -> dict:
+    """What the code location offers, as plain data."""
+    graph = defs.resolve_asset_graph()
+    assets = {}
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        node = graph.get(key)
+        freshness = node.freshness_policy
+        assets[key.to_user_string()] = {
+            "group": node.group_name,
+            "partitions": getattr(node.partitions_def, "name", None),
+            "deps": sorted(k.to_user_string() for k in node.parent_keys),
+            "kinds": sorted(node.kinds),
+            "owners": list(node.owners),
+            "freshness": freshness
+            and {
+                "warn": str(freshness.warn_window.to_timedelta()),
+                "fail": str(freshness.fail_window.to_timedelta()),
+            },
+            "checks": sorted(k.name for k in node.check_keys),
+        }
+    jobs = {}
+    for job in defs.jobs or []:
+        resolved = defs.resolve_job_def(job.name)
+        jobs[job.name] = {
+            "partitions": getattr(resolved.partitions_def, "name", None),
+            "tags": dict(resolved.tags),
+            "steps": sorted(node.name for node in resolved.graph.node_defs),
+        }
+    sensors = {
+        s.name: {
+            "jobs": sorted(t.job_name for t in s.targets),
+            "default": s.default_status.value,
+            "interval_seconds": s.minimum_interval_seconds,
+        }
+        for s in defs.sensors or []
+    }
+    schedules = {
+        s.name: {"job": s.job_name, "cron": s.cron_schedule, "timezone": s.execution_timezone}
+        for s in defs.schedules or []
+    }
+    return {
+        "assets": assets,
+        "jobs": jobs,
+        "sensors": sensors,
+        "schedules": schedules,
+        "resources": sorted(defs.resources or {}),
+    }
+
+
+def test_the_definitions_load_and_match_their_snapshot():
     defs = build_defs()
     dg.Definitions.validate_loadable(defs)  # what a code server checks when it loads them
-    graph = defs.resolve_asset_graph()
-    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
-        "battingcard_pngs",
-        "pitchingcard_pngs",
-        "battingcard_image_urls",
-        "pitchingcard_image_urls",
-        "design_preview",
-    }
-    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
-    names = ("all_cards_rendered", "urls_present", "urls_canonical", "objects_valid")
-    names += ("images_current", "backlog")
-    assert checks == {
-        (f"{card_type}_image_urls", name)
-        for card_type in ("battingcard", "pitchingcard")
-        for name in names
-    }
-    assert graph.get(dg.AssetKey("design_preview")).partitions_def is None
-    for key in graph.get_all_asset_keys() - {dg.AssetKey("design_preview")}:
-        partitions = graph.get(key).partitions_def
-        assert isinstance(partitions, dg.DynamicPartitionsDefinition)
-        assert partitions.name == "cardsets"
-    for url_asset in ("battingcard_image_urls", "pitchingcard_image_urls"):
-        card_type = url_asset.split("_")[0]
-        parents = graph.get(dg.AssetKey(url_asset)).parent_keys
-        assert parents == {dg.AssetKey(f"{card_type}_pngs")}
-    assert defs.resolve_job_def("card_images_job").partitions_def.name == "cardsets"
-    assert defs.resolve_job_def("render_pending_job").partitions_def is None
-    assert set(defs.resources) == {"card_db", "card_store", "renderer"}
-    sensor = defs.resolve_sensor_def("pending_images_sensor")
-    assert [t.job_name for t in sensor.targets] == ["card_images_job", "design_preview_job"]
-    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-    schedule = defs.resolve_schedule_def("nightly_reconcile_schedule")
-    assert schedule.job_name == "card_images_job"
-    for url_asset in ("battingcard_image_urls", "pitchingcard_image_urls"):
-        policy = graph.get(dg.AssetKey(url_asset)).freshness_policy
-        assert policy.fail_window.to_timedelta() == settings.FRESHNESS_FAIL
-        assert policy.warn_window.to_timedelta() == settings.FRESHNESS_WARN
-    # The CI job runs the asset job's steps, under the same names.
-    ci = defs.resolve_job_def("render_pending_job")
-    assert {node.name for node in ci.graph.node_defs} == {
-        "register_cardsets", "cards_without_cardset",
-        *(f"pending_{t}_{step}" for t in ("battingcard", "pitchingcard")
-          for step in ("pngs", "image_urls", "image_checks")),
-    }  # fmt: skip
-    assert {j.name for j in defs.jobs} == {
-        "card_images_job",
-        "render_pending_job",
-        "design_preview_job",
-    }
-    assert {s.name for s in defs.sensors} == {
-        "pending_images_sensor",
-        "run_failure_alert",
-        "backlog_alert",
-    }
-    assert {s.name for s in defs.schedules} == {"nightly_reconcile_schedule"}
+    made = json.loads(json.dumps(snapshot(defs)))
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        SNAPSHOT.parent.mkdir(exist_ok=True)
+        SNAPSHOT.write_text(json.dumps(made, indent=2, sort_keys=True) + "\n")
+    assert made == json.loads(SNAPSHOT.read_text()), (
+        "the definitions changed: if on purpose, UPDATE_SNAPSHOTS=1 pytest " + __file__
+    )
 
 
 def test_loading_the_code_location_prints_no_warning():
@@ -78,11 +87,11 @@ def test_loading_the_code_location_prints_no_warning():
 
 def test_importing_the_package_or_the_cli_builds_nothing():
     """Only the code location builds the definitions; `pd-pipeline` and library users load
-    what they use (no Dagster, no pandas), and `-m pd_pipeline` still finds `defs`."""
+    what they use (no Dagster, no pandas), and `-m pd_pipeline` still finds the location."""
     probe = (
         "import sys, pd_pipeline, pd_pipeline.cli, pd_pipeline.images.status;"
         "print(sorted(m for m in ('dagster', 'pandas', 'pd_pipeline.definitions') "
-        "if m in sys.modules)); print(type(pd_pipeline.defs).__name__)"
+        "if m in sys.modules)); print(type(pd_pipeline.code_location).__name__)"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

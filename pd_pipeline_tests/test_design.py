@@ -9,19 +9,24 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
-from pd_pipeline import cli, config
+from pd_pipeline import cli
 from pd_pipeline.db import schema
 from pd_pipeline.db.cards import load_cards
-from pd_pipeline.definitions import build_defs
-from pd_pipeline.images.preview import open_existing
-from pd_pipeline.model import CARD_TYPES
+from pd_pipeline.defs import build_defs
+from pd_pipeline.images.picks import open_existing
+from pd_pipeline.model import CARD_TYPES, tier_of
+from pd_pipeline.render.apng import verify_apng
 from pd_pipeline.render.pages import pages_for
 from pd_pipeline.render.png import CARD_SIZE, decode_png
 from pd_pipeline.render.preview import changed_share
 from pd_pipeline.render.samples import LONGEST_NAME, builtin_samples
-from pd_pipeline.render.view import tier_of
 from pd_pipeline.storage.keys import key_of_url
-from pd_pipeline_tests.helpers import assert_every_card_correct, materializations, materialize
+from pd_pipeline_tests.helpers import (
+    assert_every_card_correct,
+    materializations,
+    materialize,
+    open_store,
+)
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "classic"
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -39,7 +44,7 @@ def _snapshot(engine: sa.Engine) -> tuple:
             sorted(tuple(r) for r in conn.execute(sa.select(table)))
             for table in (*schema.CARD_TABLES.values(), schema.card_render)
         ]
-    return rows, sorted(config.store().list("cards/"))
+    return rows, sorted(open_store().list("cards/"))
 
 
 @pytest.mark.slow
@@ -47,8 +52,10 @@ def _snapshot(engine: sa.Engine) -> tuple:
 @pytest.mark.parametrize(
     ("line", "text", "error"),
     [
-        (5, '<img src="https://example.com/x.png">',
-         r"card\.html:5: asks for https://example\.com/x\.png, but card pages reach no network"),
+        pytest.param(  # no network for card pages: test_security's, at the browser
+            5, '<img src="https://example.com/x.png">',
+            r"card\.html:5: asks for https://example\.com/x\.png, but card pages reach no network",
+            marks=pytest.mark.thorough),
         (3, "{{ card.name ) }}", r"card\.html:3: unexpected '\)'"),
     ],
     ids=["remote image", "syntax error"],
@@ -68,7 +75,7 @@ def test_a_broken_design_fails_naming_what_to_fix(
     assert not result.success
     failures = [e.step_failure_data.error for e in result.all_events if e.is_step_failure]
     assert failures and re.search(error, failures[0].to_string()), failures
-    assert _ledger(seeded.engine) == [] and list(config.store().list("cards/")) == []
+    assert _ledger(seeded.engine) == [] and list(open_store().list("cards/")) == []
 
     assert cli.main(["preview", "--out", str(tmp_path / "preview")]) == 1
     assert re.search(error, capsys.readouterr().err)
@@ -99,7 +106,7 @@ ASSETS = ("battingcard_pngs", "pitchingcard_pngs", "battingcard_image_urls",
 
 def _objects(engine: sa.Engine) -> dict[tuple[str, int], bytes]:
     """(card type, card id) -> the PNG behind the card's URL."""
-    store = config.store()
+    store = open_store()
     with engine.connect() as conn:
         return {
             (t, card.card_id): store.get(key_of_url(store.public_base_url, card.image_url))
@@ -149,7 +156,7 @@ def test_a_design_previewed_then_rolled_out(seeded, monkeypatch, tmp_path, capsy
     assert len(shares) == shown["sample_cards"] > 0 and min(shares) > 5, shown["before_after"]
     assert _snapshot(seeded.engine) == before
 
-    # The operator rolls the new design out at once (README: Rolling out a design).
+    # The operator rolls the new design out at once (docs/operating.md: Rolling out a design).
     roll_out = {
         "ops": {a: {"config": {"roll_out": 100_000}} for a in ASSETS if a.endswith("_pngs")}
     }
@@ -160,7 +167,7 @@ def test_a_design_previewed_then_rolled_out(seeded, monkeypatch, tmp_path, capsy
     ledger = _ledger(seeded.engine)
     assert len(ledger) == cards == len(old_pngs)
     assert {e["template_version"] for e in ledger} == {example.version}
-    store = config.store()
+    store = open_store()
     for entry in ledger:
         assert store.head(entry["object_key"]).input_hash == entry["input_hash"]
     # Its pixels are the example's: every card differs from its image in the shipped design.
@@ -206,3 +213,22 @@ def test_without_a_database_the_preview_has_samples_of_every_kind(tmp_path):
     for design in (pages_for(None), pages_for(str(EXAMPLE))):
         for sample in samples:  # each is a valid card, and each design can draw it
             assert "<article" in design.body(sample.card), sample.label
+
+
+@pytest.mark.slow
+def test_the_preview_writes_animated_cards_that_play(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PD_DATABASE_URL", f"sqlite:///{tmp_path / 'none.db'}")
+    out = tmp_path / "preview"
+    # Two still cards (the built-in T0s): the animated ones are the samples of T3 and T4.
+    assert cli.main(["preview", "--cards", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    made = sorted((out / "animated").glob("*-animated.png"))
+    assert len(made) == 4, printed
+    for apng in made:
+        assert f"wrote {apng}" in printed
+        info = verify_apng(apng.read_bytes())
+        assert info.frames in (12, 24) and info.plays == 0
+        frames = Path(str(apng).replace("-animated.png", "-frames.png"))
+        with Image.open(frames) as sheet:  # every frame's region, one under the other
+            assert sheet.height > info.frames * 112
+    assert not (tmp_path / "none.db").exists()

@@ -69,7 +69,9 @@ def test_dg_checks_and_lists_the_definitions(project):
     _dg(project, "check", "defs")
     listed = json.loads(_dg(project, "list", "defs", "--json").stdout)
     assert {a["asset_key"] for a in listed["assets"]} == {
-        f"{card_type}_{kind}" for card_type in CARD_TYPES for kind in ("pngs", "image_urls")
+        f"{card_type}_{kind}"
+        for card_type in CARD_TYPES
+        for kind in ("pngs", "image_urls", "apngs", "animated_urls")
     } | {"design_preview"}
     assert {j["name"] for j in listed["jobs"]} == {
         "card_images_job",
@@ -78,9 +80,12 @@ def test_dg_checks_and_lists_the_definitions(project):
     }
     assert "pending_images_sensor" in {s["name"] for s in listed["sensors"]}
     assert [s["name"] for s in listed["schedules"]] == ["nightly_reconcile_schedule"]
-    assert len(listed["asset_checks"]) == 12  # six per *_image_urls asset
+    # Six per *_image_urls asset, seven per *_animated_urls (animations_match too).
+    assert len(listed["asset_checks"]) == 2 * (6 + 7)
 
 
+# The CLI's runs are test_render_pending_cli's (`dagster job execute`); this, through `dg`.
+@pytest.mark.thorough
 def test_dg_launch_runs_one_cardset_then_everything_pending(project, monkeypatch):
     engine = sa.create_engine(project.database_url)
     with dg.DagsterInstance.from_config(str(project.home)) as instance:

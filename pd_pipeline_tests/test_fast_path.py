@@ -8,24 +8,25 @@ re-encoded by us. Same pixels, bytes no bigger, the same bytes every time.
 import dataclasses
 import itertools
 import random
+import threading
+import time
 
 import pytest
 import sqlalchemy as sa
 from dagster_aws.s3 import S3Resource
 
-import pd_pipeline.images.produce as produce
 from pd_pipeline.db import schema
 from pd_pipeline.db.cards import load_cards
-from pd_pipeline.images import state
-from pd_pipeline.images.produce import make_pngs
-from pd_pipeline.images.state import Context
+from pd_pipeline.db.ledger import LedgerStatus
+from pd_pipeline.defs.resources import CardStore
+from pd_pipeline.images.produce import make_images
+from pd_pipeline.images.state import Policy
 from pd_pipeline.images.writeback import write_back
+from pd_pipeline.model import tier_of
 from pd_pipeline.render.browser import CHROMIUM, BrowserPool
 from pd_pipeline.render.chromium import find_chromium
 from pd_pipeline.render.pages import CardPages
 from pd_pipeline.render.png import decode_png, verify_png
-from pd_pipeline.render.view import tier_of
-from pd_pipeline.resources import CardStore
 from pd_pipeline.storage.stores import LocalStore
 from pd_pipeline_tests.helpers import seed_small_demo
 from pd_pipeline_tests.hostile import open_browser, open_page
@@ -93,9 +94,9 @@ def test_fast_path_has_the_simple_paths_pixels_in_no_more_bytes(cards, templates
     simple = simple_path(templates, [templates.document(card) for card in cards])
     markup = [templates.body(card) for card in cards]
     with BrowserPool(find_chromium(), templates, pages=3) as pool:
-        fast = {r.job_id: r.png for r in pool.render_many(enumerate(markup))}
+        fast = {r.key: r.png for r in pool.render_many(enumerate(markup))}
     with BrowserPool(find_chromium(), templates, pages=2, encoding=CHROMIUM) as pool:
-        chromium = {r.job_id: r.png for r in pool.render_many(enumerate(markup))}
+        chromium = {r.key: r.png for r in pool.render_many(enumerate(markup))}
     for index, card in enumerate(cards):
         verify_png(fast[index])
         assert (decode_png(fast[index]) == decode_png(simple[index])).all(), card.label
@@ -118,11 +119,11 @@ def test_nothing_is_lost_when_the_pool_is_busy_and_relaunches(cards, templates):
     with BrowserPool(find_chromium(), templates, pages=2, recycle_after=7) as pool:
         results = list(pool.render_many((job, markup[card]) for job, card in jobs))
         assert pool.launches >= 40 // 7
-    assert sorted(r.job_id for r in results) == list(range(40))
+    assert sorted(r.key for r in results) == list(range(40))
     by_card: dict[int, set] = {}
     for result in results:
         assert result.png is not None, result.error
-        by_card.setdefault(dict(jobs)[result.job_id], set()).add(result.png)
+        by_card.setdefault(dict(jobs)[result.key], set()).add(result.png)
     assert all(len(pngs) == 1 for pngs in by_card.values()), "relaunches changed the bytes"
 
 
@@ -130,13 +131,13 @@ def test_a_card_in_a_tile_is_the_card_captured_alone(cards, templates):
     """Wherever a card sits in a tile, its bytes are those of the card alone."""
     markup = [templates.body(card) for card in cards]
     with BrowserPool(find_chromium(), templates, pages=2, tile=1) as pool:
-        alone = {r.job_id: r.png for r in pool.render_many(enumerate(markup))}
+        alone = {r.key: r.png for r in pool.render_many(enumerate(markup))}
         assert pool.captures == len(markup)
     with BrowserPool(find_chromium(), templates, pages=4, tile=4) as pool:
         for turn in range(3):  # three orders: each card in several places of a tile
             order = list(enumerate(markup))
             random.Random(turn).shuffle(order)
-            tiled = {r.job_id: r.png for r in pool.render_many(order)}
+            tiled = {r.key: r.png for r in pool.render_many(order)}
             assert tiled == alone, [cards[i].label for i in alone if tiled[i] != alone[i]]
         assert pool.captures == 3 * -(-len(markup) // 4)
 
@@ -159,7 +160,7 @@ def test_nothing_bleeds_from_one_frame_into_another(cards, templates):
     with BrowserPool(find_chromium(), templates, pages=1, tile=4) as pool:
         for spill in SPILLING:
             jobs = [("before", card), ("spill", spill), ("after", card), ("last", card)]
-            results = {r.job_id: r for r in pool.render_many(jobs)}
+            results = {r.key: r for r in pool.render_many(jobs)}
             assert {
                 j: results[j].png == alone for j in ("before", "after", "last")
             } == dict.fromkeys(("before", "after", "last"), True), spill
@@ -171,9 +172,7 @@ def test_a_bad_card_in_a_tile_fails_alone_and_the_others_are_rendered_again(card
     with BrowserPool(find_chromium(), templates, pages=1, tile=1) as pool:
         alone = [pool.render(m) for m in markup]
     with BrowserPool(find_chromium(), templates, pages=1, tile=4) as pool:
-        results = {
-            r.job_id: r for r in pool.render_many(enumerate([markup[0], broken, *markup[2:]]))
-        }
+        results = {r.key: r for r in pool.render_many(enumerate([markup[0], broken, *markup[2:]]))}
     assert results[1].png is None
     assert "asks for images/no-such-file.png, which the design folder does not have" in (
         results[1].error
@@ -190,16 +189,41 @@ def test_a_browser_that_dies_mid_run_loses_no_card(cards, templates):
             if len(results) == 3:
                 pool._call(pool._browser.close())  # as if Chromium crashed, cards in flight
         assert pool.launches == 2
-    assert sorted(r.job_id for r in results) == list(range(40))
+    assert sorted(r.key for r in results) == list(range(40))
     assert all(r.png == results[0].png for r in results), [r.error for r in results]
 
 
 class SlowStore(LocalStore):
-    def put(self, key, data, **kwargs):
-        import time
+    """A store that answers a put only once `backlog` rendered cards wait for it (or every card
+    is rendered), then takes its time, counting how many ever waited: a step that did not hold
+    rendering back would pile up more meanwhile."""
 
-        time.sleep(0.05)
-        return super().put(key, data, **kwargs)
+    def __init__(self, root, pool: BrowserPool, cards: int, backlog: int):
+        super().__init__(root, cache_control="no-cache")
+        self.pool, self.cards, self.backlog = pool, cards, backlog
+        self.rendered = self.stored = self.most_waiting = 0
+        self.changed = threading.Condition()
+
+    def render_many(self, markups):  # the pool the step renders with, counting its cards
+        for result in self.pool.render_many(markups):
+            with self.changed:
+                self.rendered += 1
+                self.most_waiting = max(self.most_waiting, self.rendered - self.stored)
+                self.changed.notify_all()
+            yield result
+
+    def put(self, key, data, **kwargs):
+        with self.changed:
+            self.changed.wait_for(
+                lambda: self.rendered - self.stored >= self.backlog or self.rendered >= self.cards,
+                timeout=30,
+            )
+        time.sleep(0.2)
+        made = super().put(key, data, **kwargs)
+        with self.changed:
+            self.stored += 1
+            self.changed.notify_all()
+        return made
 
 
 def test_new_cards_cost_one_listing_and_a_put_each_and_a_rerun_nothing(
@@ -214,39 +238,31 @@ def test_new_cards_cost_one_listing_and_a_put_each_and_a_rerun_nothing(
     calls = []
     store.client.meta.events.register("before-call.s3", lambda model, **_: calls.append(model.name))
     with BrowserPool(find_chromium(), templates, pages=2) as pool:
-        ctx = Context(templates.version, store.public_base_url)
-        first = make_pngs(engine, store, lambda: pool, templates, ctx, "battingcard", 1)
+        policy = Policy(templates.version, store.public_base_url)
+        first = make_images(engine, store, lambda: pool, templates, policy, "battingcard", 1)
         assert first.rendered == first.uploaded == first.cards > 0
         assert sorted(calls) == ["ListObjectsV2"] + ["PutObject"] * first.cards
-        write_back(engine, ctx, "battingcard", 1)
+        write_back(engine, policy, "battingcard", 1)
         calls.clear()
-        again = make_pngs(engine, store, lambda: pool, templates, ctx, "battingcard", 1)
+        again = make_images(engine, store, lambda: pool, templates, policy, "battingcard", 1)
     assert again.current == again.cards and calls == []
 
 
-def test_a_slow_store_holds_rendering_back_and_loses_nothing(tmp_path, templates, monkeypatch):
-    engine = seed_small_demo(f"sqlite:///{tmp_path / 'cards.db'}", players=12)
-    monkeypatch.setattr(produce, "IO_THREADS", 2)
-    monkeypatch.setattr(produce, "MAX_UPLOADS_IN_FLIGHT", 3)
-    most = 0
-    collect = produce._Step._collect
-
-    def watched(self, uploads, *, wait):
-        nonlocal most
-        pending = collect(self, uploads, wait=wait)
-        most = max(most, len(pending))
-        return pending
-
-    monkeypatch.setattr(produce._Step, "_collect", watched)
-    store = SlowStore(tmp_path / "store")
-    ctx = Context(templates.version, store.public_base_url)
+def test_a_slow_store_holds_rendering_back_and_loses_nothing(tmp_path, templates):
+    engine = seed_small_demo(f"sqlite:///{tmp_path / 'cards.db'}", players=20)
+    with engine.connect() as conn:
+        cards = len(load_cards(conn, "battingcard", cardset_id=1))
     with BrowserPool(find_chromium(), templates, pages=4) as pool:
-        report = make_pngs(engine, store, lambda: pool, templates, ctx, "battingcard", 1)
-    assert report.failed == 0 and report.rendered == report.uploaded == report.cards > 0
-    assert most <= 3
+        store = SlowStore(tmp_path / "store", pool, cards, backlog=4)
+        policy = Policy(templates.version, store.public_base_url)
+        report = make_images(engine, store, lambda: store, templates, policy, "battingcard", 1,
+                           uploads_in_flight=3)  # fmt: skip
+    assert report.failed == 0 and report.rendered == report.uploaded == report.cards == cards
+    # At most the 3 uploads in flight and the card just handed over wait for the store.
+    assert cards > 8 and store.most_waiting == 4
     with engine.connect() as conn:
         entry = schema.card_render
         statuses = conn.execute(
             sa.select(entry.c.status, sa.func.count()).group_by(entry.c.status)
         ).all()
-    assert statuses == [(state.STORED, report.cards)]
+    assert statuses == [(LedgerStatus.MADE, report.cards)]

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import boto3
-import dagster as dg
 import pytest
 import sqlalchemy as sa
 from moto.server import ThreadedMotoServer
@@ -26,18 +25,19 @@ from pd_pipeline.render.pages import pages_for
 from pd_pipeline.storage.keys import object_key
 from pd_pipeline_tests.helpers import (
     assert_url_opens_its_png,
-    card_context,
+    card_policy,
     image_urls,
     ledger_failures,
     materializations,
     materialize,
+    memory_instance,
     run_partition,
     seed_small_demo,
     stored_count,
 )
 from pd_pipeline_tests.services import FlakyS3, free_port, s3_settings
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 
 
 def chromium_pids() -> list[int]:
@@ -77,7 +77,7 @@ def demo(sqlite_url, s3_env, monkeypatch):
     """Enough cards (30 players) that a fault lands mid-run."""
     monkeypatch.setenv("PD_DATABASE_URL", sqlite_url)
     engine = seed_small_demo(sqlite_url, players=30)
-    with dg.instance_for_test() as instance:
+    with memory_instance() as instance:
         yield engine, instance
 
 
@@ -148,7 +148,7 @@ def test_sqlite_locked_by_another_writer_is_waited_out(demo, sqlite_url):
     other.execute("BEGIN IMMEDIATE")  # another client holds the write lock ...
     threading.Timer(3.0, other.execute, ["COMMIT"]).start()  # ... for three seconds
     started = time.monotonic()
-    report = write_back(engine, card_context(), "battingcard", 1)
+    report = write_back(engine, card_policy(), "battingcard", 1)
     assert time.monotonic() - started >= 2.5, "the lock was not held"
     assert report.written == report.candidates > 0
     assert all(image_urls(engine).values())
@@ -157,7 +157,7 @@ def test_sqlite_locked_by_another_writer_is_waited_out(demo, sqlite_url):
 def test_a_killed_postgres_connection_mid_write_back_is_retried(pg_url, s3_env, monkeypatch):
     monkeypatch.setenv("PD_DATABASE_URL", pg_url)
     engine = seed_small_demo(pg_url, players=30)
-    with dg.instance_for_test() as instance:
+    with memory_instance() as instance:
         assert materialize(instance, "battingcard_pngs").success
         with engine.begin() as conn:
             # Slow each row's update down so the kill lands mid write-back.
@@ -202,12 +202,14 @@ def test_s3_going_away_mid_run_fails_clearly_and_the_rerun_completes(sqlite_url,
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
-    env = {"PD_DATABASE_URL": sqlite_url, **s3_settings(endpoint, "cards-outage")}
+    # An outage past the run's own retries: PD_STEP_RETRIES=0 stands for them having run out.
+    env = {"PD_DATABASE_URL": sqlite_url, **s3_settings(endpoint, "cards-outage"),
+           "PD_STEP_RETRIES": "0"}  # fmt: skip
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="cards-outage")
     engine = seed_small_demo(sqlite_url, players=30)
-    with dg.instance_for_test() as instance:
+    with memory_instance() as instance:
         fault = when(lambda: stored_count(engine) >= 5, server.stop)
         started = time.monotonic()
         failed = run_partition(instance)
@@ -230,6 +232,43 @@ def test_s3_going_away_mid_run_fails_clearly_and_the_rerun_completes(sqlite_url,
                     assert_url_opens_its_png(url)
         finally:
             server.stop()
+
+
+def test_a_short_store_outage_is_ridden_out_by_the_steps_own_retries(sqlite_url, monkeypatch):
+    """The S3 server goes away mid-render for a few seconds: the step fails, is tried again in
+    the run after a backoff (PD_STEP_RETRIES), and the run completes with every URL right."""
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {"PD_DATABASE_URL": sqlite_url, **s3_settings(endpoint, "cards-blip"),
+           "AWS_MAX_ATTEMPTS": "1", "PD_STEP_RETRY_DELAY_SECONDS": "3"}  # fmt: skip
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="cards-blip")
+    engine = seed_small_demo(sqlite_url, players=30)
+    back = []
+
+    def blip() -> None:
+        server.stop()
+        time.sleep(2)
+        back.append(ThreadedMotoServer(ip_address="127.0.0.1", port=port))
+        back[0].start()  # with what it held: moto keeps objects in this process
+
+    try:
+        with memory_instance() as instance:
+            fault = when(lambda: stored_count(engine) >= 5, blip)
+            result = run_partition(instance)
+            fault.join()
+        assert back, "the fault was not injected"
+        retried = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+        assert retried and result.success
+        for card_type in ("battingcard", "pitchingcard"):
+            for url in image_urls(engine, card_type).values():
+                assert_url_opens_its_png(url)
+    finally:
+        for running in back or [server]:
+            running.stop()
 
 
 def test_transient_s3_errors_are_retried_and_a_lasting_one_fails_only_its_card(
@@ -258,7 +297,7 @@ def test_transient_s3_errors_are_retried_and_a_lasting_one_fails_only_its_card(
                        **s3_settings(flaky.endpoint_url, bucket)}.items():  # fmt: skip
         monkeypatch.setenv(key, value)
     try:
-        with dg.instance_for_test() as instance:
+        with memory_instance() as instance:
             result = run_partition(instance)
         assert {kind for kind, _, _ in flaky.injected} == set(kinds)
         # Bounded: the first try and S3Resource's max_attempts (5) retries, then the card fails.

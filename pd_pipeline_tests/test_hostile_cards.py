@@ -7,7 +7,6 @@ fails alone with a CardDataError naming the card and the field; no card page rea
 import contextlib
 import copy
 import dataclasses
-import functools
 import math
 import re
 from collections.abc import Iterator
@@ -21,7 +20,6 @@ import sqlalchemy as sa
 from markupsafe import escape
 from playwright.sync_api import Page
 
-from pd_pipeline import config
 from pd_pipeline.db.cards import load_cards
 from pd_pipeline.model import CARD_TYPES, Card
 from pd_pipeline.render.pages import CardPages
@@ -32,6 +30,8 @@ from pd_pipeline_tests.helpers import (
     assert_url_opens_its_png,
     image_urls,
     ledger_failures,
+    memory_instance,
+    open_store,
     run_partition,
     seed_small_demo,
 )
@@ -222,7 +222,7 @@ def hostile(request, s3_server, tmp_path_factory) -> Iterator[HostileRun]:
         }  # fmt: skip
         nobody = add_player(engine, p_name="Nobody", cardset_id=None)
         orphan = add_card(engine, "battingcard", nobody)
-        with dg.instance_for_test() as instance:
+        with memory_instance() as instance:
             result = run_partition(instance, "cardset-1000")
         yield HostileRun(engine, settings, cases, big_cards, orphan, result, server)
         engine.dispose()
@@ -233,8 +233,6 @@ def run(hostile, monkeypatch) -> HostileRun:
     """The module's run, with its settings in the environment again (tests start without)."""
     for key, value in hostile.env.items():
         monkeypatch.setenv(key, value)
-    # One S3 client for the test's many URL checks, not one each.
-    monkeypatch.setattr(config, "store", functools.cache(config.store))
     return hostile
 
 
@@ -277,7 +275,7 @@ def test_rendered_hostile_text_is_inert_text_in_the_shipped_fonts(run, tmp_path)
     """Each rendered hostile card's page, opened with JavaScript and network on: escaping alone
     keeps the text text (the page has exactly the elements of a plain card, and asks nothing
     of the network), and scripts Latin fonts lack come out in the shipped fonts, not boxes."""
-    templates, store = CardPages(), config.store()
+    templates, store = CardPages(), open_store()
     with run.engine.connect() as conn, open_browser() as browser:
         page = open_page(browser, templates)
         for (card_type, card_id), case in run.cases.items():

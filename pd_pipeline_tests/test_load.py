@@ -22,7 +22,7 @@ from pd_pipeline.db import schema
 from pd_pipeline.db.cards import cardset_ids
 from pd_pipeline.db.engine import make_engine
 from pd_pipeline.model import CARD_TYPES
-from pd_pipeline.settings import SENSOR_MAX_RUNS_IN_FLIGHT
+from pd_pipeline.settings import Settings
 from pd_pipeline_tests.helpers import assert_every_card_correct, seed_small_demo
 from pd_pipeline_tests.services import S3Server, process_group
 
@@ -129,7 +129,7 @@ def test_a_backlog_is_worked_off_by_the_sensor_alone(daemon):
     took = time.monotonic() - started
 
     # The sensor kept its bounds, and the instance its render limit.
-    assert most_in_flight <= SENSOR_MAX_RUNS_IN_FLIGHT
+    assert most_in_flight <= Settings.model_fields["sensor_max_runs_in_flight"].default
     assert most_rendering <= RENDER_RUNS_AT_ONCE
     runs = _runs(instance, ("SUCCESS",))
     assert runs and not _runs(instance, ("FAILURE", "CANCELED"))

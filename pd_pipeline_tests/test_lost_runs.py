@@ -20,7 +20,8 @@ from pd_pipeline_tests.helpers import (
 )
 from pd_pipeline_tests.services import dagster_dev_command, dagster_env, process_group
 
-pytestmark = pytest.mark.slow
+# The lost-run rule itself is test_sensor's; this is it end to end, with dagster dev killed whole.
+pytestmark = [pytest.mark.slow, pytest.mark.thorough]
 SILENT_S = 15
 
 
@@ -58,8 +59,16 @@ def test_a_backlog_outlives_dagster_dev_killed_mid_run(sqlite_url, tmp_path, mon
     assert not all(image_urls(engine).values()), "the backlog was done before the kill"
 
     with process_group(dev, tmp_path / "dev-2.log", env):
+        # Every still's URL, and the runs making the animations after them done too.
+        in_flight = (
+            dg.DagsterRunStatus.QUEUED,
+            dg.DagsterRunStatus.STARTING,
+            dg.DagsterRunStatus.STARTED,
+        )
         took = wait_for(
-            lambda: every_url_written(engine), "every card's URL after the restart", 180
+            lambda: every_url_written(engine) and not _runs(home, *in_flight),
+            "every card's URL after the restart, its runs done",
+            180,
         )
         print(f"every card had its URL {took:.0f} s after the restart")
     with dg.DagsterInstance.from_config(str(home)) as instance:

@@ -7,8 +7,8 @@ import re
 
 from PIL import Image
 
-from pd_pipeline.images.produce import PngReport
-from pd_pipeline.metadata import png_metadata, preview_markdown
+from pd_pipeline.defs.cards.metadata import image_metadata, preview_markdown
+from pd_pipeline.images.produce import ImageReport
 from pd_pipeline.render.sheet import MAX_BYTES, contact_sheet, pick_samples
 
 COLOURS = [(200, 30, 30), (30, 160, 60), (40, 60, 200), (220, 180, 20), (150, 40, 160), (0, 0, 0)]
@@ -86,15 +86,15 @@ def test_many_samples_are_thinned_evenly_not_cut_off():
     assert pick_samples([samples], limit=6) == [samples[i] for i in (0, 2, 4, 6, 8, 10)]
 
 
-def test_png_metadata_adds_the_preview_and_a_summary_to_the_figures():
-    first = PngReport("battingcard", 1, cards=10, current=2, reused=3, rendered=5, uploaded=4)
+def test_image_metadata_adds_the_preview_and_a_summary_to_the_figures():
+    first = ImageReport("battingcard", 1, cards=10, current=2, reused=3, rendered=5, uploaded=4)
     first.png_bytes, first.render_seconds = 1_234_567, 2.5
     first.samples = [_card(c) for c in COLOURS[:3]]
-    second = PngReport("battingcard", 2, cards=4, rendered=3, failed=1, png_bytes=800)
+    second = ImageReport("battingcard", 2, cards=4, rendered=3, failed=1, png_bytes=800)
     second.render_seconds, second.failures = 1.5, [("battingcard #9", "ratings sum to 104")]
     second.samples = [_card(c) for c in COLOURS[3:5]]
 
-    metadata = png_metadata([first, second])
+    metadata = image_metadata([first, second])
 
     assert metadata["cards"] == 14 and metadata["rendered"] == 8 and metadata["failed"] == 1
     assert "battingcard #9" in metadata["failures"].md_str

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from pd_pipeline import config
+from pd_pipeline.settings import Settings
 from pd_pipeline.storage.keys import object_key, public_url
-from pd_pipeline.storage.stores import CACHE_CONTROL, LocalStore
+from pd_pipeline.storage.stores import LocalStore
+from pd_pipeline_tests.helpers import open_store
 
 PNG_BYTES = (Path(__file__).parent / "reference" / "battingcard.png").read_bytes()
 CHECKSUM_MODES = ("when_supported", "when_required")
@@ -42,7 +43,7 @@ def test_uploads_confirm_under_each_checksum_mode(
     # botocore reads these itself when a client is made; the store's client is made after.
     monkeypatch.setenv("AWS_REQUEST_CHECKSUM_CALCULATION", request_mode)
     monkeypatch.setenv("AWS_RESPONSE_CHECKSUM_VALIDATION", response_mode)
-    store = config.store()
+    store = open_store()
     heads = []
     store.client.meta.events.register("before-call.s3.HeadObject", lambda **kw: heads.append(1))
     key = object_key("battingcard", 1, 7, 0)
@@ -58,7 +59,8 @@ def test_uploads_confirm_under_each_checksum_mode(
     make_public(s3_server, s3_env["bucket"])
     status, headers, body = fetch(public_url(store.public_base_url, key, sha))
     assert status == 200 and body == PNG_BYTES and headers["ETag"].strip('"') == md5
-    assert headers["Cache-Control"] == CACHE_CONTROL == "public, max-age=300"
+    default = Settings.model_fields["cache_control"].default
+    assert headers["Cache-Control"] == default == "public, max-age=300"
 
 
 def test_the_local_store_records_cache_control_with_each_object(tmp_path):

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from pd_pipeline import cli, config
+from pd_pipeline import cli
 from pd_pipeline.db import schema
 from pd_pipeline.storage.keys import object_key, public_url
-from pd_pipeline_tests.helpers import seed_small_demo
+from pd_pipeline_tests.helpers import open_store, seed_small_demo
 
 PNG_BYTES = (Path(__file__).parent / "reference" / "battingcard.png").read_bytes()
 SHA = hashlib.sha256(PNG_BYTES).hexdigest()
@@ -55,7 +55,7 @@ def orphans(capsys, *args: str) -> str:
 
 def test_orphans_are_deleted_only_on_purpose_and_past_the_grace_period(store_env, database, capsys):
     kind, grace = store_env
-    store = config.store()
+    store = open_store()
     for key in (OWN, NAMED, OLD):
         put(store, key)
     if kind == "s3":

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 from dagster_postgres import PostgresRunStorage
 
-from pd_pipeline.definitions import build_defs
+from pd_pipeline.defs import build_defs
 from pd_pipeline_tests.helpers import (
     materializations,
     run_partition,
@@ -27,6 +27,8 @@ def test_the_production_instance_is_postgres_queued_and_retrying(production_inst
     per_cardset = {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}}
     assert {**per_cardset, "limit": 1} in limits
     assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
+    # Crashed runs only: a run that failed a step would fail again (and the sensor relaunches).
+    assert not instance.run_retries_retry_on_asset_or_op_failure
 
 
 def test_a_job_run_and_sensor_ticks_on_postgresql(production_instance, pg_url, s3_env, monkeypatch):
@@ -63,5 +65,5 @@ def test_a_job_run_and_sensor_ticks_on_postgresql(production_instance, pg_url, s
             {"kind": "ASSET_MATERIALIZATION"},
         )
         partitions = conn.scalars(sa.text("SELECT partition FROM dynamic_partitions")).all()
-    assert runs == 2 and events == 4
+    assert runs == 2 and events == 8  # per card type: PNGs, APNGs and the URLs of each
     assert sorted(partitions) == ["cardset-001", "cardset-002"]

@@ -22,7 +22,7 @@ from pd_pipeline_tests.helpers import run_partition, seed_small_demo
 from pd_pipeline_tests.services import dagster_env, free_port, process_group
 from pd_pipeline_tests.test_ui import DagsterDev, _wait_until_serving
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 WEBSERVER = str(Path(sys.executable).with_name("dagster-webserver"))
 NGINX_CONF = Path(__file__).parents[1] / "deploy" / "nginx" / "pd-pipeline.conf"
 OPERATORS, EVERYONE = "ops.cards.example.com", "dagster.cards.example.com"
@@ -109,12 +109,12 @@ def test_the_read_only_ui_shows_everything_and_changes_nothing(read_only_ui):
     assert seen["runOrError"] == {"status": "SUCCESS"}  # neither deleted nor terminated
     assert not any(p["value"] for p in seen["permissions"]), seen["permissions"]
     nodes = {tuple(n["assetKey"]["path"]): n for n in seen["assetNodes"]}
-    assert len(nodes) == 4
+    assert len(nodes) == 8  # per card type: PNGs, APNGs and the URLs of each
     for (key,), node in nodes.items():
         assert not node["hasMaterializePermission"]
         (latest,) = node["assetMaterializations"]
         assert (latest["runId"], latest["partition"]) == (run_id, "cardset-001")
-        if key.endswith("_image_urls"):
+        if key.endswith("_urls"):
             checks = {c["name"] for c in node["assetChecksOrError"]["checks"]}
             assert {"urls_present", "urls_canonical", "objects_valid"} <= checks
     labels = {e["label"] for e in nodes[("battingcard_pngs",)]["assetMaterializations"][0][

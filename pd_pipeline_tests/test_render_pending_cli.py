@@ -59,4 +59,5 @@ def test_render_pending_job_renders_everything_and_exits_by_outcome(db_url, s3_e
     assert status.returncode == 1, status.stdout + status.stderr
     assert "1 cards belong to no cardset" in status.stdout
     assert f"pitchingcard #{homeless} (player" in status.stdout
-    assert "2 cards lack a valid URL (allowed: 1)" in status.stderr
+    # The bad card (variant 13, a T4) lacks its still and its animation.
+    assert "3 card images lack a valid URL (allowed: 1)" in status.stderr

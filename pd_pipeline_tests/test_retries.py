@@ -4,10 +4,10 @@ cancellations are respected."""
 
 import pytest
 
-from pd_pipeline import settings
-from pd_pipeline.retries import LastRun, backoff_seconds, decide
+from pd_pipeline.defs.automation.retries import Backoff, LastRun, decide
 
 P, SIG, NOW = "cardset-001", "abc", 1_700_000_000.0
+BACKOFF = Backoff(base_seconds=30, max_seconds=900)
 
 
 def last(status="FAILURE", signature=SIG, attempt=1, will_retry=False, ended=NOW - 1):
@@ -28,24 +28,22 @@ def last(status="FAILURE", signature=SIG, attempt=1, will_retry=False, ended=NOW
     ],
 )
 def test_decide(previous, launch, attempt, key):
-    decision = decide(P, SIG, previous, NOW)
+    decision = decide(P, SIG, previous, NOW, BACKOFF)
     assert (decision.launch, decision.attempt, decision.run_key) == (launch, attempt, key)
     assert decision.launch or decision.why  # a tick always says why it waits
 
 
 def test_a_waiting_retry_says_until_when():
-    decision = decide(P, SIG, last(), NOW)
-    assert decision.retry_at == pytest.approx(NOW - 1 + backoff_seconds(1, P))
+    decision = decide(P, SIG, last(), NOW, BACKOFF)
+    assert decision.retry_at == pytest.approx(NOW - 1 + BACKOFF.seconds(1, P))
     assert "attempt 2 is due in" in decision.why and "run run1234 failed" in decision.why
 
 
-def test_backoff_doubles_is_capped_and_spreads_cardsets(monkeypatch):
-    monkeypatch.setattr(settings, "RETRY_BACKOFF_SECONDS", 30)
-    monkeypatch.setattr(settings, "RETRY_BACKOFF_MAX_SECONDS", 900)
-    waits = [backoff_seconds(n, P) for n in range(1, 9)]
+def test_backoff_doubles_is_capped_and_spreads_cardsets():
+    waits = [BACKOFF.seconds(n, P) for n in range(1, 9)]
     for n, wait in enumerate(waits[:5]):
         assert 30 * 2**n <= wait <= 30 * 2**n * 1.2
     assert all(900 <= w <= 1080 for w in waits[5:])
-    spread = {round(backoff_seconds(1, f"cardset-{i:03d}"), 1) for i in range(20)}
+    spread = {round(BACKOFF.seconds(1, f"cardset-{i:03d}"), 1) for i in range(20)}
     assert len(spread) > 10  # cardsets failing together come back at different ticks
-    assert backoff_seconds(1, P) == backoff_seconds(1, P)  # every tick agrees on the due time
+    assert BACKOFF.seconds(1, P) == BACKOFF.seconds(1, P)  # every tick agrees on the due time

@@ -21,10 +21,11 @@ from playwright.sync_api import Browser, Page
 
 from pd_pipeline.db import schema
 from pd_pipeline.db.cards import load_cards
+from pd_pipeline.defs.resources import card_resources
 from pd_pipeline.render.browser import SWAP, BrowserPool
 from pd_pipeline.render.chromium import find_chromium
 from pd_pipeline.render.pages import CardPages
-from pd_pipeline.resources import resources_from_env
+from pd_pipeline.settings import load
 from pd_pipeline.storage.stores import LocalStore
 from pd_pipeline_tests.helpers import image_urls, seed_small_demo
 from pd_pipeline_tests.hostile import (
@@ -171,7 +172,7 @@ def _store_with(tmp_path: Path, outside: Path, link: str | None) -> LocalStore:
         (root / link).parent.mkdir(parents=True, exist_ok=True)
         target = outside / "target.png" if link.endswith(".png") else outside
         (root / link).symlink_to(target)
-    return LocalStore(root)
+    return LocalStore(root, cache_control="no-cache")
 
 
 @pytest.mark.parametrize(
@@ -206,7 +207,7 @@ def test_resources_hold_no_credentials_only_where_to_find_them(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
     monkeypatch.setenv("AWS_SESSION_TOKEN", secret)
     monkeypatch.setenv("PD_DATABASE_URL", f"postgresql://cards:{secret}@db.example/cards")
-    resources = resources_from_env()
+    resources = card_resources(load())
     s3 = resources["card_store"].s3
     assert (s3.aws_access_key_id, s3.aws_secret_access_key, s3.aws_session_token) == (None,) * 3
     # What Dagster shows in its UI and stores with runs: variable names, not values.
@@ -279,6 +280,7 @@ def cli_runs(s3_server, tmp_path_factory) -> Iterator[CliRuns]:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_sql_in_names_is_data_not_code(cli_runs):
     engine = cli_runs.engine
     assert _counts(engine)["cardposition"] == cli_runs.counts["cardposition"]

@@ -1,9 +1,9 @@
-"""pending_images_sensor's rules, on a real database and a real Dagster instance: new cardsets
-become partitions, run keys dedupe without hiding new work, no second run for a partition in
-flight, and a first tick on a big backlog launches a bounded number of runs and says so."""
+"""pending_images_sensor's rules, on a real database and a real Dagster instance, asserted on
+the tick's plan (what it launches, holds and fails as lost): new cardsets become partitions, run
+keys dedupe without hiding new work, no second run for a partition in flight, and a first tick
+on a big backlog launches a bounded number of runs."""
 
-import logging
-import re
+import time
 
 import dagster as dg
 import pytest
@@ -11,10 +11,14 @@ import sqlalchemy as sa
 
 from pd_pipeline import settings
 from pd_pipeline.db import schema
-from pd_pipeline.definitions import build_defs
+from pd_pipeline.defs import build_defs
+from pd_pipeline.defs.automation.lost_runs import mark_failed
+from pd_pipeline.defs.automation.sensors import evaluate_tick, limits_of, watch_of
+from pd_pipeline.defs.automation.tick import TickPlan, describe
 from pd_pipeline_tests.helpers import (
     add_variant,
     image_urls,
+    memory_instance,
     move_chances,
     run_keys,
     run_partition,
@@ -30,19 +34,40 @@ SEASONS = (2004, 2005, 2006, 2007, 2008, 2009)
 def seasons(sqlite_url, monkeypatch):
     monkeypatch.setenv("PD_DATABASE_URL", sqlite_url)
     engine = seed_small_demo(sqlite_url, players=2, seasons=SEASONS)
-    with dg.instance_for_test() as instance:
+    with memory_instance() as instance:
         yield engine, instance
 
 
-def test_first_tick_registers_cardsets_and_caps_the_runs_it_launches(seasons, monkeypatch, caplog):
+def plan(instance: dg.DagsterInstance, now: float | None = None) -> TickPlan:
+    """The plan of one tick as the sensor makes it, with the environment's settings (at `now`,
+    seconds since the epoch, if given)."""
+    defs, current = build_defs(), settings.load()
+    with dg.build_sensor_context(instance=instance, resources=defs.resources) as context:
+        r = context.resources
+        tick = evaluate_tick(
+            instance, r.card_db, r.card_store, r.renderer, limits_of(current),
+            watch_of(current), None, now=now,
+        )  # fmt: skip
+    return tick.plan
+
+
+def launched(tick: TickPlan) -> list[str]:
+    return sorted(f"cardset-{b.cardset_id:03d}" for b, _ in tick.launch)
+
+
+def test_first_tick_registers_cardsets_and_caps_the_runs_it_launches(seasons, monkeypatch):
     _, instance = seasons
-    monkeypatch.setattr(settings, "SENSOR_MAX_RUNS_PER_TICK", 4)
-    with caplog.at_level(logging.INFO):
-        result, _ = sensor_tick(instance, log=caplog.handler)
+    monkeypatch.setenv("PD_SENSOR_MAX_RUNS_PER_TICK", "4")
+    first = plan(instance)
     partitions = [f"cardset-{i:03d}" for i in range(1, len(SEASONS) + 1)]
+    assert first.new_partitions == partitions
+    assert launched(first) == partitions[:4] and first.deferred == 2
+    assert "launching 4 runs now, 2 cardsets deferred" in describe(
+        first, limits_of(settings.load())
+    )
+    result, _ = sensor_tick(instance)  # the sensor acts on the same plan
     assert instance.get_dynamic_partitions("cardsets") == partitions
     assert sorted(run_keys(result)) == partitions[:4]
-    assert "launching 4 runs now, 2 cardsets deferred" in caplog.text
 
 
 @pytest.mark.slow
@@ -88,14 +113,13 @@ def test_no_second_run_for_a_partition_in_flight(seasons):
         instance.create_run_for_job(
             job, status=dg.DagsterRunStatus(status), tags={"dagster/partition": partition}
         )
-    result, _ = sensor_tick(instance)
-    assert "cardset-001" not in run_keys(result) and "cardset-002" not in run_keys(result)
-    assert "cardset-003" in run_keys(result)
+    tick = plan(instance)
+    assert {"cardset-001", "cardset-002"} <= tick.busy
+    assert "cardset-001" not in launched(tick) and "cardset-002" not in launched(tick)
+    assert "cardset-003" in launched(tick)
 
 
-def test_a_run_silent_too_long_is_taken_for_lost_and_its_work_launched_again(
-    seasons, monkeypatch, caplog
-):
+def test_a_run_silent_too_long_is_taken_for_lost_and_its_work_launched_again(seasons, monkeypatch):
     _, instance = seasons
     sensor_tick(instance)
     job = build_defs().resolve_job_def("card_images_job")
@@ -106,17 +130,22 @@ def test_a_run_silent_too_long_is_taken_for_lost_and_its_work_launched_again(
         )
         for p, s in stuck.items()
     }
-    result, _ = sensor_tick(instance)  # just heard from: in flight
-    assert not set(stuck) & set(run_keys(result))
+    tick = plan(instance)  # just heard from: in flight
+    assert not tick.lost and not set(stuck) & set(launched(tick))
 
-    monkeypatch.setattr(settings, "RUN_SILENT_SECONDS", 0)
-    with caplog.at_level(logging.INFO):
-        result, _ = sensor_tick(instance, log=caplog.handler)
+    # Silent past PD_RUN_SILENT_SECONDS: a tick an hour later.
+    monkeypatch.setenv("PD_RUN_SILENT_SECONDS", "600")
+    tick = plan(instance, now=time.time() + 3600)
+    assert set(tick.lost) == {r.run_id for r in runs.values()}
+    assert all(tick.lost[r.run_id].startswith(f"run {r.run_id[:8]} on {p}, silent")
+               for p, r in runs.items())  # fmt: skip
+    assert set(stuck) <= set(launched(tick))
+    for run_id in tick.lost:  # what the sensor does with them
+        mark_failed(instance, run_id, 600)
     status = {p: instance.get_run_by_id(r.run_id).status.value for p, r in runs.items()}
     assert set(status.values()) == {"FAILURE"}
+    result, _ = sensor_tick(instance)  # no longer in flight: their work is launched again
     assert set(stuck) <= set(run_keys(result))
-    said = caplog.text.split("taken for lost and marked failed: ")[1]
-    assert all(f"run {r.run_id[:8]} on {p}, silent" in said for p, r in runs.items())
 
 
 def test_an_idle_database_gives_a_skip_reason(seasons, s3_env):
@@ -126,6 +155,8 @@ def test_an_idle_database_gives_a_skip_reason(seasons, s3_env):
         conn.execute(sa.delete(schema.pitchingcardratings))
         conn.execute(sa.delete(schema.battingcard))
         conn.execute(sa.delete(schema.pitchingcard))
+    tick = plan(instance)
+    assert not tick.seen.waiting and not tick.launches
     result, _ = sensor_tick(instance)
     assert not result.run_requests
     assert result.skip_reason.skip_message.startswith("Nothing to launch: 0 cardsets")
@@ -133,7 +164,7 @@ def test_an_idle_database_gives_a_skip_reason(seasons, s3_env):
 
 @pytest.mark.slow
 def test_work_a_failed_run_left_is_relaunched_with_backoff_but_a_bad_card_is_not(
-    seasons, s3_env, monkeypatch, caplog
+    seasons, s3_env, monkeypatch
 ):
     engine, instance = seasons
     first, _ = sensor_tick(instance)
@@ -141,18 +172,24 @@ def test_work_a_failed_run_left_is_relaunched_with_backoff_but_a_bad_card_is_not
     # The store is down while the run goes: it fails without writing anything.
     monkeypatch.setenv("PD_S3_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    assert not run_partition(instance, tags=request.tags).success
+    monkeypatch.setenv("PD_STEP_RETRIES", "0")  # a lasting outage: no in-run retries
+    failed = run_partition(instance, tags=request.tags)
+    assert not failed.success
 
     # The same work waits: no run now, and the tick says until when.
-    monkeypatch.setattr(settings, "RETRY_BACKOFF_SECONDS", 600)
-    caplog.clear()
-    with caplog.at_level(logging.INFO):
-        again, _ = sensor_tick(instance, log=caplog.handler)
-    assert "cardset-001" not in run_keys(again)
-    assert re.search(r"cardset-001: its run \S+ failed; attempt 2 is due in \d+ s", caplog.text)
+    monkeypatch.setenv("PD_RETRY_BACKOFF_SECONDS", "600")
+    again = plan(instance)
+    assert "cardset-001" not in launched(again)
+    held = dict(again.held)["cardset-001"]
+    assert held.attempt == 2 and held.retry_at > time.time() + 500
+    assert held.why.startswith(f"its run {failed.run_id[:8]} failed")
+    assert "attempt 2 is due in" in held.why
+
+    assert "cardset-001" in launched(plan(instance, now=held.retry_at))  # due then
 
     # Once the backoff has passed, the same work goes again under its attempt's key.
-    monkeypatch.setattr(settings, "RETRY_BACKOFF_SECONDS", 0)
+    monkeypatch.setenv("PD_RETRY_BACKOFF_SECONDS", "1")
+    time.sleep(1.3)
     retry, _ = sensor_tick(instance)
     assert run_keys(retry)["cardset-001"] == request.run_key + ":2"
     relaunch = next(r for r in retry.run_requests if r.partition_key == "cardset-001")

@@ -3,7 +3,7 @@ import hashlib
 import pytest
 from dagster_aws.s3 import S3Resource
 
-from pd_pipeline.resources import CardStore
+from pd_pipeline.defs.resources import CardStore
 from pd_pipeline.storage.keys import cardset_id_of, object_key, partition_key, public_url
 from pd_pipeline.storage.stores import LocalStore
 
@@ -38,13 +38,13 @@ def _round_trip(store) -> None:
 
 
 def test_local_store_round_trip(tmp_path):
-    store = LocalStore(tmp_path / "store")
+    store = LocalStore(tmp_path / "store", cache_control="no-cache")
     _round_trip(store)
     assert store.public_base_url == (tmp_path / "store").resolve().as_uri()
 
 
 def test_local_store_cannot_write_outside_its_root(tmp_path):
-    store = LocalStore(tmp_path / "store")
+    store = LocalStore(tmp_path / "store", cache_control="no-cache")
     for key in ("../escape.png", "cards/../../escape.png", "/etc/passwd"):
         with pytest.raises(ValueError, match="outside the store root"):
             store.put(key, b"x", sha256="s", input_hash="i")

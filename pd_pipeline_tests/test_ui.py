@@ -4,7 +4,7 @@ the materialize dialog, and see the new materialization with its preview.
 
 On failure, a screenshot of the page it was on is saved and its path printed, with the end of
 the `dagster dev` log.
-`UPDATE_UI_SCREENSHOT=1` also copies the asset page with the preview to docs/ for the README.
+`UPDATE_UI_SCREENSHOT=1` also copies the asset page with the preview to docs/ for docs/operating.md.
 """
 
 import json
@@ -30,7 +30,7 @@ from pd_pipeline_tests.services import dagster_dev_command, dagster_env, free_po
 
 expect.set_options(timeout=20_000)  # the UI on a busy 2-core machine: pages take seconds
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 DOCS_SCREENSHOT = Path(__file__).parents[1] / "docs" / "ui-asset-preview.png"
 CARDSETS = ["cardset-001", "cardset-002"]
 ASSETS = [f"{t}_{a}" for t in ("battingcard", "pitchingcard") for a in ("pngs", "image_urls")]

@@ -5,7 +5,6 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-import dagster as dg
 import pytest
 import sqlalchemy as sa
 
@@ -15,6 +14,7 @@ from pd_pipeline.storage.keys import object_key
 from pd_pipeline_tests.helpers import (
     add_variant,
     image_urls,
+    memory_instance,
     move_chances,
     run_partition,
     seed_small_demo,
@@ -43,7 +43,7 @@ def rendered(s3_server, tmp_path_factory) -> Rendered:
     for variant in (101, 102, 103):  # enough batting cards for a test each
         add_variant(engine, variant=variant)
     bad = add_variant(engine, variant=777, shift=5.0)
-    with pytest.MonkeyPatch.context() as mp, dg.instance_for_test() as instance:
+    with pytest.MonkeyPatch.context() as mp, memory_instance() as instance:
         for key, value in env.items():
             mp.setenv(key, value)
         result = run_partition(instance)
