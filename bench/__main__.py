@@ -1,4 +1,5 @@
-"""`python -m bench COMMAND ...`: render, writeback, memory, change, latency, rollout (--help)."""
+"""`python -m bench COMMAND ...`: render, writeback, memory, change, changes, latency, rollout
+(--help)."""
 
 import argparse
 import json
@@ -6,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.render import PHASES, ROOT, run, table
+from bench.render import ANIMATED, PHASES, ROOT, run, table
 from pd_pipeline.render.browser import DEFAULT_TILE, default_pages
 
 RESULTS = ROOT / "bench" / "results"
@@ -20,6 +21,13 @@ def _save(name: str, summary: dict, out: str | None) -> Path:
     return path
 
 
+def _save_or_fail(name: str, summary: dict) -> None:
+    """Save the results, then exit non-zero naming each target not met."""
+    _save(name, summary, None)
+    if summary["unmet"]:
+        sys.exit("not met: " + "; ".join(summary["unmet"]))
+
+
 def main() -> None:
     from pd_pipeline.render.chromium import find_chromium
 
@@ -28,10 +36,13 @@ def main() -> None:
     render = sub.add_parser("render", help="the pipeline end to end against its baselines")
     render.add_argument("--cards", type=int, default=1000)
     render.add_argument("--naive-cards", type=int, default=40, help="cards for the naive run")
+    render.add_argument(
+        "--animated-cards", type=int, default=40, help="cards for each animated phase"
+    )
     render.add_argument("--pages", type=int, default=None, help="default: the pool's default")
     render.add_argument("--tile", type=int, default=DEFAULT_TILE, help="cards a capture")
     render.add_argument("--repeat", type=int, default=1, help="runs per phase (median shown)")
-    render.add_argument("--phases", default=",".join(PHASES))
+    render.add_argument("--phases", default=",".join(PHASES + ANIMATED))
     render.add_argument("--work", default=str(ROOT / "var" / "bench"))
     render.add_argument("--json", default=None, help="where to write the JSON")
     render.add_argument("--code", default=None, help="run the pipeline from this checkout")
@@ -52,12 +63,19 @@ def main() -> None:
     memory.add_argument("--cards", type=int, nargs=2, default=[1000, 10_000])
     memory.add_argument("--work", default=str(ROOT / "var" / "bench-memory"))
     change = sub.add_parser("change", help="a one-card change in a small and a big cardset")
-    change.add_argument("--cards", type=int, nargs=2, default=[10, 10_000])
+    change.add_argument("--cards", type=int, nargs=2, default=[10, 50_000])
     change.add_argument("--work", default=str(ROOT / "var" / "bench-change"))
     change.add_argument("--repeat", type=int, default=3, help="runs per size (median shown)")
+    bulk = sub.add_parser("changes", help="change capture at scale (PostgreSQL)")
+    bulk.add_argument("--players", type=int, default=500_000, help="two card rows each")
+    bulk.add_argument("--rows", type=int, default=100_000, help="ratings rows the UPDATE sets")
     latency = sub.add_parser("latency", help="insert to URL with dagster dev, default settings")
     latency.add_argument("--inserts", type=int, default=20)
     latency.add_argument("--every", type=float, default=3.0, help="seconds between inserts")
+    edits = sub.add_parser("edits", help="edit to URL under dagster dev on a large database")
+    edits.add_argument("--card-rows", type=int, default=1_000_000)
+    edits.add_argument("--edits", type=int, default=20)
+    edits.add_argument("--every", type=float, default=3.0, help="seconds between edits")
     rollout = sub.add_parser("rollout", help="a design rolled out while new variants arrive")
     rollout.add_argument("--cards", type=int, default=3000)
     rollout.add_argument("--inserts", type=int, default=15)
@@ -66,15 +84,22 @@ def main() -> None:
     if args.command == "rollout":
         from bench import rollout as rollouts
 
-        summary = rollouts.run(args.cards, args.inserts, args.every)
-        _save("rollout", summary, None)
-        if summary["unmet"]:
-            sys.exit("not met: " + "; ".join(summary["unmet"]))
+        _save_or_fail("rollout", rollouts.run(args.cards, args.inserts, args.every))
+        return
+    if args.command == "edits":
+        from bench import edits as edit_latency
+
+        _save_or_fail("edits", edit_latency.run(args.card_rows, args.edits, args.every))
         return
     if args.command == "latency":
         from bench import latency as latencies
 
         _save("latency", latencies.run(args.inserts, args.every), None)
+        return
+    if args.command == "changes":
+        from bench import changes as bulk_changes
+
+        _save_or_fail("changes", bulk_changes.run(args.players, args.rows))
         return
     if args.command == "change":
         from bench import change as changes
@@ -93,6 +118,7 @@ def main() -> None:
         summary = run(
             args.cards,
             naive_cards=args.naive_cards,
+            animated_cards=args.animated_cards,
             pages=args.pages or default_pages(),
             tile=args.tile,
             repeat=args.repeat,

@@ -12,7 +12,9 @@ Phases, all on the cards of the database in CONFIG:
   re-encoded by `split_png` in a thread, the fastest loop we can write: the limit; `bare`: the
   same, one card a capture), Chromium's default PNGs, or Chromium's fast PNGs as they are;
 - `naive`: a browser launched per card, the whole page set, a Playwright screenshot (how
-  on-request renderers and html2image work).
+  on-request renderers and html2image work);
+- `anim-t3`, `anim-t4`, `still-t3`, `still-t4`, `pd-t3`, `pd-t4`, `pdfast-t3`, `pdfast-t4`:
+  animated cards (bench.animated).
 Timings start after imports and before Playwright starts; card HTML is made before the clock
 starts for the baselines, and by the pipeline itself (inside the clock) for `e2e`.
 """
@@ -64,7 +66,7 @@ def run_e2e(config: dict) -> dict:
 
     from pd_pipeline.db import schema
     from pd_pipeline.db.engine import make_engine
-    from pd_pipeline.definitions import build_defs
+    from pd_pipeline.defs import build_defs
     from pd_pipeline.render.browser import BrowserPool
     from pd_pipeline.storage.stores import S3Store
 
@@ -75,8 +77,8 @@ def run_e2e(config: dict) -> dict:
     latencies: list[float] = []
     render_many, put = BrowserPool.render_many, S3Store.put
 
-    def timed_render_many(self, jobs):
-        for result in render_many(self, jobs):
+    def timed_render_many(self, markups):
+        for result in render_many(self, markups):
             if result.png is not None:
                 # (an older pool, run with --code, does not time its cards)
                 started[id(result.png)] = time.monotonic() - getattr(result, "seconds", 0.0)
@@ -107,14 +109,12 @@ def run_e2e(config: dict) -> dict:
             ).scalar_one()
             for t in schema.CARD_TABLES.values()
         )
-    cpu_ms: dict[str, float] = {}
-    for event in result.get_asset_materialization_events():
-        value = event.materialization.metadata.get("cpu_ms")
-        if value is None:  # (older code, run with --before, records none)
-            continue
-        phases = value.value if isinstance(value.value, dict) else {"write-back": value.value}
-        for phase, ms in phases.items():
-            cpu_ms[phase] = cpu_ms.get(phase, 0) + ms
+    try:  # the pipeline's own CPU by phase (PD_PROFILE_FILE turned it on)
+        from pd_pipeline.profiling import totals_ms
+
+        cpu_ms = totals_ms()
+    except ImportError:  # older code, run with --code, has no profiling hook
+        cpu_ms = {}
     return {
         "success": result.success,
         "pipeline_cpu_ms": cpu_ms,
@@ -252,6 +252,14 @@ def main() -> None:
     config = {**json.loads(Path(config_path).read_text()), "phase": phase}
     if phase in ("e2e", "e2e-before"):
         result = run_e2e(config)
+    elif phase.startswith(("anim-", "still-", "pd-", "pdfast-")):
+        from bench import animated
+
+        kind, tier = phase.split("-t")
+        if kind.startswith("pd"):
+            result = asyncio.run(animated.run_pd(config, int(tier), fast=kind == "pdfast"))
+        else:
+            result = animated.run_pool(config, int(tier), animated=kind == "anim")
     elif phase == "naive":
         result = asyncio.run(_naive(config))
     else:

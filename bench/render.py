@@ -22,6 +22,8 @@ from pd_pipeline_tests.services import S3Server
 
 ROOT = Path(__file__).resolve().parent.parent
 PHASES = ("bare-tiled", "bare", "e2e", "naive", "bare-chromium", "bare-fast")
+# Animated cards (bench.animated), on the first --animated-cards cards made T4 or T3 variants.
+ANIMATED = tuple(f"{kind}-t{t}" for t in (4, 3) for kind in ("still", "anim", "pd", "pdfast"))
 LABELS = {
     "e2e": "pipeline end to end",
     "e2e-before": "pipeline end to end, before",
@@ -30,6 +32,10 @@ LABELS = {
     "bare-chromium": "bare loop, Chromium default PNG",
     "bare-fast": "bare loop, Chromium fast PNG as is",
     "naive": "naive: a browser per card",
+    **{f"still-t{t}": f"T{t} cards, static PNGs (render_many)" for t in (3, 4)},
+    **{f"anim-t{t}": f"T{t} cards, animated (render_animated)" for t in (3, 4)},
+    **{f"pd-t{t}": f"T{t} cards, animated PD's way" for t in (3, 4)},
+    **{f"pdfast-t{t}": f"T{t} cards, animated PD's way, fast capture" for t in (3, 4)},
 }
 NOTES = {
     "e2e": "render, verify, upload to S3, ledger, write-back",
@@ -39,6 +45,20 @@ NOTES = {
     "bare-chromium": "pixels the same, bigger than ours",
     "bare-fast": "pixels the same, ~30% bigger",
     "naive": "Playwright launch + set_content + screenshot",
+    **{f"still-t{t}": "the same cards' static PNGs through the pool" for t in (3, 4)},
+    **{
+        f"anim-t{t}": "frame 0 whole, then the region of each frame, a tile of cards a capture"
+        for t in (3, 4)
+    },
+    **{
+        f"pd-t{t}": "Playwright's screenshot of the whole card per frame, frames stored whole "
+        "(warm pages)"
+        for t in (3, 4)
+    },
+    **{
+        f"pdfast-t{t}": "the same with a CDP capture and Chromium's fast PNG: PD's way at its best"
+        for t in (3, 4)
+    },
 }
 
 
@@ -81,6 +101,7 @@ def run(
     *,
     naive_cards: int,
     pages: int,
+    animated_cards: int = 40,
     tile: int,
     repeat: int,
     phases: tuple[str, ...],
@@ -109,6 +130,7 @@ def run(
                     "pages": pages,
                     "tile": tile,
                     "naive_cards": naive_cards,
+                    "animated_cards": animated_cards,
                     "chromium": chromium,
                     "work_dir": str(work),
                     "code": before if phase == "e2e-before" else code,
@@ -120,6 +142,8 @@ def run(
                     "PD_RENDER_PAGES": str(pages),
                     "PD_RENDER_TILE": str(tile),
                     "DAGSTER_HOME": str(work / "dagster"),
+                    # The pipeline's own CPU by phase (markup, encode, store, ...).
+                    "PD_PROFILE_FILE": str(work / f"{phase}-profile.json"),
                 }
                 (work / "dagster").mkdir(exist_ok=True)
                 s3_cpu = cpu_seconds([s3.process.pid])
@@ -187,6 +211,10 @@ def summarise(cards, per_type, pages, runs, work) -> dict:
                 r["success"] and r["urls_written"] == cards for r in results
             )
     checks = _checks(runs, work)
+    if any(phase in runs for phase in ANIMATED):
+        from bench.animated import checks as animated_checks
+
+        checks.update(animated_checks(work))
     e2e = rows.get("e2e", {}).get("cards_per_s")
     ratios = {
         f"e2e_vs_{phase}": e2e / row["cards_per_s"]
@@ -195,6 +223,7 @@ def summarise(cards, per_type, pages, runs, work) -> dict:
     }
     return {
         "machine": machine(),
+        "animated": _animated(rows, runs),
         "cards": cards,
         "cards_per_type": per_type,
         "pages": pages,
@@ -204,6 +233,33 @@ def summarise(cards, per_type, pages, runs, work) -> dict:
         "checks": checks,
         "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
+
+
+def _animated(rows: dict, runs: dict) -> dict:
+    """Each animated tier against its static cards, e2e's static cards and PD's way: CPU a card,
+    cards/s, and the APNGs' bytes against PD's frames stored whole (per card, then the mean)."""
+    found = {}
+    for tier in (3, 4):
+        ours, still = rows.get(f"anim-t{tier}"), rows.get(f"still-t{tier}")
+        if not ours:
+            continue
+        cpu = ours["cpu_ms_per_card"]
+        figures = {"cpu_ms_per_card": cpu, "cards_per_s": ours["cards_per_s"]}
+        if still:
+            figures["cpu_vs_static_card"] = cpu / still["cpu_ms_per_card"]
+        if "e2e" in rows:
+            figures["cpu_vs_e2e_card"] = cpu / rows["e2e"]["cpu_ms_per_card"]
+        for kind in ("pd", "pdfast"):
+            if f"{kind}-t{tier}" not in rows:
+                continue
+            pd = rows[f"{kind}-t{tier}"]
+            figures[f"{kind}_cpu_over_ours"] = pd["cpu_ms_per_card"] / cpu
+            figures[f"ours_cards_per_s_over_{kind}"] = ours["cards_per_s"] / pd["cards_per_s"]
+            mine, theirs = runs[f"anim-t{tier}"][0]["png"], runs[f"{kind}-t{tier}"][0]["png"]
+            ratios = [mine[label][1] / size for label, (_, size) in theirs.items() if label in mine]
+            figures["bytes_over_whole"] = {"mean": statistics.mean(ratios), "max": max(ratios)}
+        found[f"T{tier}"] = figures
+    return found
 
 
 def _checks(runs: dict, work: Path) -> dict:
@@ -315,6 +371,25 @@ def table(summary: dict) -> str:
             f"{s['max']:.3f} ({s['cards_larger']} cards larger)"
         )
     lines.append(f"- pixels identical to Chromium's own PNGs: {checks['pixels_identical']}")
+    for tier, f in summary.get("animated", {}).items():
+        parts = [f"{f['cpu_ms_per_card']:.0f} ms CPU a card, {f['cards_per_s']:.2f} cards/s"]
+        if "cpu_vs_static_card" in f:
+            parts.append(f"{f['cpu_vs_static_card']:.2f}x a static card's CPU")
+        if "cpu_vs_e2e_card" in f:
+            parts.append(f"{f['cpu_vs_e2e_card']:.2f}x an e2e card's")
+        for kind, what in (("pd", "PD's way"), ("pdfast", "PD's way at its best")):
+            if f"{kind}_cpu_over_ours" in f:
+                parts.append(
+                    f"{what} costs {f[f'{kind}_cpu_over_ours']:.2f}x the CPU "
+                    f"(ours {f[f'ours_cards_per_s_over_{kind}']:.2f}x its cards/s)"
+                )
+        if "bytes_over_whole" in f:
+            b = f["bytes_over_whole"]
+            parts.append(f"APNG / frames stored whole: mean {b['mean']:.3f}, max {b['max']:.3f}")
+        lines.append(f"- {tier} animated: " + "; ".join(parts))
+    for key, value in checks.items():
+        if key.endswith("_identical_to_pd"):
+            lines.append(f"- {key[:2].upper()} frames identical to PD's way's: {value}")
     if "e2e" in summary["rows"]:
         lines.append(
             "- e2e wrote every card's URL: "

@@ -21,14 +21,15 @@ import sqlalchemy as sa
 
 from bench.latency import TARGETS, dagster_dev, percentiles, s3_server, said, time_inserts
 from bench.seed import seed_cards
-from pd_pipeline import settings
 from pd_pipeline.db import schema
 from pd_pipeline.db.engine import make_engine
+from pd_pipeline.defs.automation.tick import ROLLOUT_TAG
 from pd_pipeline.render.pages import pages_for
-from pd_pipeline.sensors import ROLLOUT_TAG
+from pd_pipeline.settings import Settings
 from pd_pipeline_tests.helpers import every_url_written, wait_for
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "classic"
+PER_RUN = Settings.model_fields["rollout_cards_per_run"].default  # the default pace
 
 
 def run(cards: int, inserts: int, every: float) -> dict:
@@ -61,7 +62,7 @@ def run(cards: int, inserts: int, every: float) -> dict:
         "cards": cards,
         "inserts": inserts,
         "every_s": every,
-        "cards_per_run_setting": settings.ROLLOUT_CARDS_PER_RUN,
+        "cards_per_run_setting": PER_RUN,
         "latency_no_rollout": before,
         "latency_during_rollout": during,
         "rollout_went_on_through_every_insert": still_going,
@@ -77,8 +78,8 @@ def run(cards: int, inserts: int, every: float) -> dict:
         what
         for what, met in (
             ("the rollout went on through every insert", still_going),
-            (f"no rollout run rendered more than {settings.ROLLOUT_CARDS_PER_RUN} cards per type",
-             most <= settings.ROLLOUT_CARDS_PER_RUN),
+            (f"no rollout run rendered more than {PER_RUN} cards per type",
+             most <= PER_RUN),
             ("p95 insert to URL during the rollout <= 30 s", during["p95_s"] <= 30),
         )
         if not met
@@ -86,7 +87,7 @@ def run(cards: int, inserts: int, every: float) -> dict:
     print(
         f"rollout of {cards} cards: {took:.0f} s ({60 * cards / took:.0f} cards/min) in "
         f"{len(runs)} runs, at most {most} cards per type a run (PD_ROLLOUT_CARDS_PER_RUN="
-        f"{settings.ROLLOUT_CARDS_PER_RUN}); new variants: {said(before)} without a rollout, "
+        f"{PER_RUN}); new variants: {said(before)} without a rollout, "
         f"{said(during)} during it {TARGETS}"
     )
     return summary

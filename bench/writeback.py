@@ -25,8 +25,8 @@ from pd_pipeline.images.writeback import write_back
 from pd_pipeline.model import BATTING_RESULTS
 from pd_pipeline.render.pages import pages_for
 
-# The context of a run whose PNGs are served from a CDN.
-CTX = state.Context(pages_for().version, "https://cdn.example")
+# The policy of a run whose PNGs are served from a CDN.
+POLICY = state.Policy(pages_for().version, "https://cdn.example")
 
 CARDS_PER_CARDSET = 10_000
 # The server the tests use (trust auth on loopback, as on CI); the bench makes its own database.
@@ -89,7 +89,9 @@ def _ledger(engine: sa.Engine, cardset_ids: list[int]) -> None:
         with engine.begin() as conn:
             cards = load_cards(conn, "battingcard", cardset_id=cardset_id)
             rows = [
-                state.stored(c, CTX, sha256="0" * 64, md5=None, size=190_000, now=now, run_id=None)
+                state.object_confirmed(
+                    c, POLICY, sha256="0" * 64, md5=None, size=190_000, now=now, run_id=None
+                )
                 for c in cards
             ]
             ledger.upsert(conn, rows)
@@ -119,7 +121,7 @@ def bench_write_back(engine: sa.Engine, rows: int) -> dict:
     started = time.monotonic()
     written = 0
     for cardset_id in cardsets:
-        written += write_back(engine, CTX, "battingcard", cardset_id).written
+        written += write_back(engine, POLICY, "battingcard", cardset_id).written
     seconds = time.monotonic() - started
     with engine.connect() as conn:
         t = schema.battingcard
