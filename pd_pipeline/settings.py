@@ -177,9 +177,10 @@ class Settings(BaseModel):
     )
     step_retries: Annotated[int, at.Ge(0), at.Le(10)] = _setting(
         3,
-        "A step that fails for the store or the card database (not for a card's data) is "
-        "tried again this many times in its run, after a backoff doubling from "
-        "PD_STEP_RETRY_DELAY_SECONDS with jitter; longer outages are the sensor's to retry.",
+        "A step that fails for the store or the card database (not for a card's data, a "
+        "broken design or a missing Chromium) is tried again this many times in its run, "
+        "after a backoff doubling from PD_STEP_RETRY_DELAY_SECONDS with jitter; longer "
+        "outages are the sensor's to retry.",
         "automation",
     )
     step_retry_delay_seconds: Annotated[int, at.Ge(1), at.Le(600)] = _setting(

@@ -5,6 +5,7 @@ import re
 import shutil
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import sqlalchemy as sa
 from PIL import Image
@@ -75,6 +76,10 @@ def test_a_broken_design_fails_naming_what_to_fix(
     assert not result.success
     failures = [e.step_failure_data.error for e in result.all_events if e.is_step_failure]
     assert failures and re.search(error, failures[0].to_string()), failures
+    retried = [
+        e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY
+    ]
+    assert not retried, "a broken design was retried: no retry mends it"
     assert _ledger(seeded.engine) == [] and list(open_store().list("cards/")) == []
 
     assert cli.main(["preview", "--out", str(tmp_path / "preview")]) == 1

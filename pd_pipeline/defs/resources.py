@@ -5,6 +5,8 @@ environment set reaches the resource as an `EnvVar` (so the UI names it), the re
 declared default (`pd_pipeline.settings`).
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -18,10 +20,11 @@ from pydantic import Field, PrivateAttr
 from pd_pipeline import __version__
 from pd_pipeline.db.cards import CardCache
 from pd_pipeline.db.engine import ready_engine
+from pd_pipeline.db.migrations import SchemaTooNew
 from pd_pipeline.images.state import Policy
 from pd_pipeline.render.browser import BrowserPool
-from pd_pipeline.render.chromium import find_chromium
-from pd_pipeline.render.pages import CardPages, pages_for
+from pd_pipeline.render.chromium import ChromiumNotFound, find_chromium
+from pd_pipeline.render.pages import CardPages, DesignError, pages_for
 from pd_pipeline.settings import Settings, env_name
 from pd_pipeline.storage.stores import ObjectStore, open_store
 
@@ -33,6 +36,18 @@ def _declared(name: str, meaning: str):
 
 
 RELEASE_TAG = "pd/release"
+# What no retry mends: a broken design, no Chromium, a database a newer release migrated.
+LASTING_ERRORS = (DesignError, ChromiumNotFound, SchemaTooNew)
+
+
+@contextmanager
+def failing_at_once() -> Iterator[None]:
+    """A lasting error fails its step without its retries (`steps.step_retries`: they are for
+    the store and the database) and says what to fix."""
+    try:
+        yield
+    except LASTING_ERRORS as e:
+        raise dg.Failure(description=f"{type(e).__name__}: {e}", allow_retries=False) from e
 
 
 class CardDatabase(dg.ConfigurableResource):
@@ -50,7 +65,8 @@ class CardDatabase(dg.ConfigurableResource):
             context.instance.add_run_tags(run.run_id, {RELEASE_TAG: __version__})
 
     def engine(self) -> sa.Engine:
-        return ready_engine(self.url)
+        with failing_at_once():
+            return ready_engine(self.url)
 
     @property
     def cache(self) -> CardCache:
@@ -121,18 +137,20 @@ class CardRenderer(dg.ConfigurableResource):
     _pool: BrowserPool | None = PrivateAttr(default=None)
 
     def design(self) -> CardPages:
-        return pages_for(self.templates_dir)
+        with failing_at_once():
+            return pages_for(self.templates_dir)
 
     def browser(self) -> BrowserPool:
         if self._pool is None:
-            self._pool = BrowserPool(
-                find_chromium(self.chromium_path),
-                self.design(),
-                pages=self.pages,
-                tile=self.tile,
-                timeout_s=self.timeout_seconds,
-                recycle_after=self.recycle_after,
-            ).start()
+            with failing_at_once():
+                self._pool = BrowserPool(
+                    find_chromium(self.chromium_path),
+                    self.design(),
+                    pages=self.pages,
+                    tile=self.tile,
+                    timeout_s=self.timeout_seconds,
+                    recycle_after=self.recycle_after,
+                ).start()
         return self._pool
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
