@@ -8,6 +8,8 @@ import io
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -70,24 +72,38 @@ def _key(url: str) -> str:
     return key_of_url(open_store().public_base_url, url)
 
 
-@pytest.fixture
-def sqlite_seeded(sqlite_url, s3_env, monkeypatch):
-    monkeypatch.setenv("PD_DATABASE_URL", sqlite_url)
-    engine = seed_small_demo(sqlite_url)
+@contextmanager
+def _seeded(url: str, monkeypatch) -> Iterator[tuple[sa.Engine, dg.DagsterInstance]]:
+    """A cardset of a few players (an APNG is many captures: the fewer cards, the faster) on
+    `url`, and an instance for the runs."""
+    monkeypatch.setenv("PD_DATABASE_URL", url)
+    engine = seed_small_demo(url, players=4)
     with memory_instance() as instance:
         yield engine, instance
 
 
-# PostgreSQL: the other animated tests run on SQLite.
-@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-def test_t3_and_t4_cards_get_apngs_of_their_static_cards(seeded):
-    added = _with_animated_tiers(seeded.engine)
-    result = run_partition(seeded.instance)
+@pytest.fixture
+def sqlite_seeded(sqlite_url, s3_env, monkeypatch):
+    with _seeded(sqlite_url, monkeypatch) as seeded:
+        yield seeded
+
+
+# PostgreSQL: where the database computes the tiers; the other animated tests run on SQLite.
+@pytest.fixture
+def pg_seeded(pg_url, s3_env, monkeypatch):
+    with _seeded(pg_url, monkeypatch) as seeded:
+        yield seeded
+
+
+def test_t3_and_t4_cards_get_apngs_of_their_static_cards(pg_seeded):
+    engine, instance = pg_seeded
+    added = _with_animated_tiers(engine)
+    result = run_partition(instance)
     assert result.success
 
     store, animated = open_store(), 0
     for card_type in schema.CARD_TABLES:
-        for card_id, (variant, png_url, apng_url) in _rows(seeded.engine, card_type).items():
+        for card_id, (variant, png_url, apng_url) in _rows(engine, card_type).items():
             tier = tier_of(variant)
             assert png_url is not None, (card_type, card_id)
             if tier < 3:
@@ -118,15 +134,15 @@ def test_t3_and_t4_cards_get_apngs_of_their_static_cards(seeded):
         assert "data:image/webp;base64," in made["preview"]  # a card moving, in the UI
 
     # Again: the same bytes, nothing uploaded, no URL changed.
-    before = {t: _rows(seeded.engine, t) for t in schema.CARD_TABLES}
-    again = run_partition(seeded.instance, ops={
+    before = {t: _rows(engine, t) for t in schema.CARD_TABLES}
+    again = run_partition(instance, ops={
         f"{t}_apngs": {"config": {"rerender_all": True}} for t in schema.CARD_TABLES
     })  # fmt: skip
     assert again.success
     for card_type in schema.CARD_TABLES:
         made = materializations(again, f"{card_type}_apngs")
         assert made["rendered"] >= 2 and made["uploaded"] == 0, made
-    assert {t: _rows(seeded.engine, t) for t in schema.CARD_TABLES} == before
+    assert {t: _rows(engine, t) for t in schema.CARD_TABLES} == before
 
 
 def test_a_data_change_remakes_both_images_of_that_card_only(sqlite_seeded):
@@ -293,9 +309,8 @@ def test_the_database_knows_each_variants_tier(db_url):
 
 
 # PostgreSQL: the tier computed by the database (its sha256); SQLite's calls `tier_of` itself.
-@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-def test_adopted_cards_get_their_animations_at_the_rollout_pace(seeded, monkeypatch):
-    engine, instance = seeded.engine, seeded.instance
+def test_adopted_cards_get_their_animations_at_the_rollout_pace(pg_seeded, monkeypatch):
+    engine, instance = pg_seeded
     _with_animated_tiers(engine)
     with engine.begin() as conn:  # every card carries a still another renderer made
         for table in schema.CARD_TABLES.values():

@@ -54,7 +54,7 @@ def finish(process: subprocess.Popen) -> tuple[int, str]:
 
 
 def test_edits_during_a_run_are_never_clobbered_and_the_next_run_converges(pg_url, cli_env):
-    engine = seed_small_demo(pg_url, players=40)
+    engine = seed_small_demo(pg_url, players=16)
     ids = sorted(image_urls(engine))
     taken, edited, deleted = ids[0], ids[1], ids[2]
     run = start(cli_env, *CARDSET_001)

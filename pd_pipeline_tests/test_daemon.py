@@ -32,7 +32,10 @@ from pd_pipeline_tests.services import (
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.heavy]
-DEADLINE_S = 120
+# Runs one after another (a cardset's images are one run's at a time) and a new cardset's
+# registration, on a CI machine busy with other tests: this asserts convergence, not latency
+# (`make loadtest`'s edits bench measures that).
+DEADLINE_S = 240
 
 
 def _failed_runs(home: Path) -> int:

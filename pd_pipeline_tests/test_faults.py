@@ -38,6 +38,8 @@ from pd_pipeline_tests.helpers import (
 from pd_pipeline_tests.services import FlakyS3, free_port, s3_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.heavy]
+# Enough cards (12 players: 15 cards) that a fault injected at the fifth lands mid-run.
+PLAYERS = 12
 
 
 def chromium_pids() -> list[int]:
@@ -74,9 +76,8 @@ def when(condition, then, timeout: float = 120) -> threading.Thread:
 
 @pytest.fixture
 def demo(sqlite_url, s3_env, monkeypatch):
-    """Enough cards (30 players) that a fault lands mid-run."""
     monkeypatch.setenv("PD_DATABASE_URL", sqlite_url)
-    engine = seed_small_demo(sqlite_url, players=30)
+    engine = seed_small_demo(sqlite_url, players=PLAYERS)
     with memory_instance() as instance:
         yield engine, instance
 
@@ -156,13 +157,13 @@ def test_sqlite_locked_by_another_writer_is_waited_out(demo, sqlite_url):
 
 def test_a_killed_postgres_connection_mid_write_back_is_retried(pg_url, s3_env, monkeypatch):
     monkeypatch.setenv("PD_DATABASE_URL", pg_url)
-    engine = seed_small_demo(pg_url, players=30)
+    engine = seed_small_demo(pg_url, players=PLAYERS)
     with memory_instance() as instance:
         assert materialize(instance, "battingcard_pngs").success
         with engine.begin() as conn:
             # Slow each row's update down so the kill lands mid write-back.
             conn.exec_driver_sql(
-                "CREATE FUNCTION slow() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(0.05); "
+                "CREATE FUNCTION slow() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(0.25); "
                 "RETURN NEW; END $$ LANGUAGE plpgsql"
             )
             conn.exec_driver_sql(
@@ -208,7 +209,7 @@ def test_s3_going_away_mid_run_fails_clearly_and_the_rerun_completes(sqlite_url,
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="cards-outage")
-    engine = seed_small_demo(sqlite_url, players=30)
+    engine = seed_small_demo(sqlite_url, players=PLAYERS)
     with memory_instance() as instance:
         fault = when(lambda: stored_count(engine) >= 5, server.stop)
         started = time.monotonic()
@@ -246,7 +247,7 @@ def test_a_short_store_outage_is_ridden_out_by_the_steps_own_retries(sqlite_url,
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="cards-blip")
-    engine = seed_small_demo(sqlite_url, players=30)
+    engine = seed_small_demo(sqlite_url, players=PLAYERS)
     back = []
 
     def blip() -> None:
