@@ -4,74 +4,26 @@ tracking changes (target: the big one at most 1.5x the small one: a run reads wh
 
     python -m bench change [--cards 10 50000] [--repeat 3]
 
-Each cardset is filled in bulk (bench.writeback.fill), its cards made valid, then settled the
-way a run settles them, without rendering each: one real PNG is rendered and stored under every
-card's key with that card's own metadata, the ledger records it, the URLs are written; then its
-changes are tracked. Then one card's ratings change, the sensor's drain flags it, and the job
-runs, timed, counting what it asks the store.
+Each cardset is filled in bulk and settled the way a run settles it (`bulk.settled_cardset`:
+one real PNG stored under every card's key, the ledger and the URLs written, changes tracked).
+Then one card's ratings change, the sensor's drain flags it, and the job runs, timed, counting
+what it asks the store.
 """
 
-import hashlib
 import os
 import statistics
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from bench.writeback import fill
-from pd_pipeline.db import changes, ledger, schema
-from pd_pipeline.db.cards import load_cards
-from pd_pipeline.db.engine import make_engine
-from pd_pipeline.images import state
+from pd_pipeline.db import schema
 from pd_pipeline.images.drain import drain
-from pd_pipeline.render.browser import BrowserPool
-from pd_pipeline.render.chromium import find_chromium
-from pd_pipeline.render.pages import pages_for
-from pd_pipeline.storage.keys import object_key
 from pd_pipeline.storage.stores import S3Store
-from pd_pipeline_tests.helpers import card_policy, move_chances, open_store
+from pd_pipeline_tests.bulk import settled_cardset
+from pd_pipeline_tests.helpers import card_policy, move_chances
 from pd_pipeline_tests.services import S3Server
-
-
-def settled_cardset(url: str, cards: int) -> sa.Engine:
-    """One cardset of `cards` valid batting cards, every one settled."""
-    engine = make_engine(url)
-    schema.create_card_tables(engine)
-    fill(engine, cards, with_ledger=False)
-    with engine.begin() as conn:  # fill's sides hold 88 chances: strikeouts make them 108
-        conn.execute(sa.update(schema.battingcardratings).values(strikeout=24.0))
-    policy, store, design = card_policy(), open_store(), pages_for()
-    with engine.connect() as conn:
-        every = load_cards(conn, "battingcard", cardset_id=1)
-    with BrowserPool(find_chromium(), design, pages=1) as pool:
-        png = pool.render(design.body(every[0]))
-    sha, now = hashlib.sha256(png).hexdigest(), ledger.utcnow()
-
-    def put(card) -> dict:
-        key = object_key("battingcard", 1, card.player_id, card.variant)
-        head = store.put(key, png, sha256=sha, input_hash=card.input_hash(policy.template_version))
-        return state.object_confirmed(
-            card, policy, sha256=sha, md5=head.md5, size=len(png), now=now, run_id="seed"
-        )
-
-    with ThreadPoolExecutor(16) as io:
-        rows = list(io.map(put, every))
-    table = schema.battingcard
-    with engine.begin() as conn:
-        ledger.upsert(conn, rows)
-        conn.execute(
-            sa.update(table)
-            .where(table.c.id == sa.bindparam("b_id"))
-            .values(image_url=sa.bindparam("b_url")),
-            [{"b_id": row["card_id"], "b_url": row["url"]} for row in rows],
-        )
-        ledger.update(conn, "battingcard", [r["card_id"] for r in rows],
-                      state.written(now, "seed"))  # fmt: skip
-    changes.install(engine)
-    return engine
 
 
 def one_change(engine: sa.Engine) -> dict:

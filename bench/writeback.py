@@ -18,12 +18,11 @@ import sqlalchemy as sa
 from pd_pipeline.db import ledger, schema
 from pd_pipeline.db.cards import load_cards
 from pd_pipeline.db.engine import make_engine
-from pd_pipeline.db.indexes import add_indexes
 from pd_pipeline.db.urls import candidate_ids, candidates_query
 from pd_pipeline.images import state
 from pd_pipeline.images.writeback import write_back
-from pd_pipeline.model import BATTING_RESULTS
 from pd_pipeline.render.pages import pages_for
+from pd_pipeline_tests.bulk import batting_cards
 
 # The policy of a run whose PNGs are served from a CDN.
 POLICY = state.Policy(pages_for().version, "https://cdn.example")
@@ -35,50 +34,15 @@ PG_ADMIN_URL = os.environ.get(
 )
 
 
-def _numbers(dialect: str, n: int) -> str:
-    if dialect == "postgresql":
-        return f"SELECT g AS n FROM generate_series(1, {n}) AS g"
-    return f"WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < {n}) "\
-        "SELECT n FROM seq"  # fmt: skip
-
-
 def fill(engine: sa.Engine, rows: int, with_ledger: bool = True) -> list[int]:
-    """`rows` batting cards (one per player) in cardsets of 10,000; returns the cardset ids."""
-    dialect = engine.dialect.name
-    cardsets = -(-rows // CARDS_PER_CARDSET)
-    numbers = _numbers(dialect, rows)
-    with engine.begin() as conn:
-        run = conn.exec_driver_sql
-        sets = _numbers(dialect, cardsets)
-        run(f"INSERT INTO cardset (id, name) SELECT n, 'Set ' || n FROM ({sets}) s")
-        run("INSERT INTO rarity (id, value, name, color) VALUES (1, 1, 'Starter', '#8fb4dc')")
-        run(
-            "INSERT INTO player (player_id, p_name, cardset_id, rarity_id, mlbclub, pos_1) "
-            f"SELECT n, 'Player ' || n, 1 + (n - 1) / {CARDS_PER_CARDSET}, 1, 'Club', 'SS' "
-            f"FROM ({numbers}) s"
-        )
-        run(
-            "INSERT INTO battingcard (id, player_id, variant, steal_low, steal_high, running, "
-            f"hand) SELECT n, n, 0, 3, 12, 11, 'R' FROM ({numbers}) s"
-        )
-        results = ", ".join(BATTING_RESULTS)
-        values = ", ".join(["4.0"] * len(BATTING_RESULTS))
-        run(
-            f"INSERT INTO battingcardratings (battingcard_id, vs_hand, {results}) "
-            f"SELECT n, h.hand, {values} FROM ({numbers}) s CROSS JOIN "
-            "(SELECT 'L' AS hand UNION ALL SELECT 'R') h"
-        )
-        run(
-            "INSERT INTO cardposition (player_id, variant, position, range, error) "
-            f"SELECT n, 0, 'SS', 3, 10 FROM ({numbers}) s"
-        )
-    add_indexes(engine)
-    ids = list(range(1, cardsets + 1))
+    """`rows` valid batting cards in cardsets of 10,000 (`bulk.batting_cards`), with a ledger
+    entry each as the PNG step leaves it; returns the cardset ids."""
+    ids = batting_cards(engine, rows, CARDS_PER_CARDSET)
     if with_ledger:
         _ledger(engine, ids)
-    if dialect == "postgresql":
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("VACUUM ANALYZE")
+        if engine.dialect.name == "postgresql":
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM ANALYZE card_render")
     return ids
 
 

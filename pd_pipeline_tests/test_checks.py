@@ -11,15 +11,20 @@ import sqlalchemy as sa
 from pd_pipeline.db import schema
 from pd_pipeline.defs import build_defs
 from pd_pipeline.defs.cards.steps import RECONCILE_TAG
+from pd_pipeline.images.audit import SAMPLE
+from pd_pipeline.images.drain import drain
 from pd_pipeline.storage.keys import token
+from pd_pipeline_tests.bulk import settled_cardset
 from pd_pipeline_tests.helpers import (
     add_variant,
+    card_policy,
     image_urls,
     move_chances,
     open_store,
     run_partition,
     sensor_tick,
 )
+from pd_pipeline_tests.services import FlakyS3, s3_settings
 
 pytestmark = pytest.mark.slow
 CHECKS = ("urls_present", "urls_canonical", "objects_valid", "images_current", "backlog")
@@ -156,3 +161,36 @@ def test_the_reconcile_remakes_tampered_lost_and_stripped_objects(seeded, s3_env
         assert url.endswith(f"?d={token(hashlib.sha256(data).hexdigest())}"), key
         assert s3.head_object(Bucket=bucket, Key=key)["Metadata"].get("sha256"), key
     assert s3.get_object(Bucket=bucket, Key=tampered)["Body"].read() != another
+
+
+def test_a_one_card_change_in_a_big_cardset_is_checked_without_listing_the_cardset(
+    sqlite_url, s3_server, monkeypatch
+):
+    """A run after one card of 1,000 changed asks the store about that card and a sample of the
+    rest: its checks' cost follows the change, not the cardset (one listing of a cardset of
+    50,000 objects took 25 s)."""
+    front = FlakyS3(s3_server.endpoint_url, lambda *_: None)  # counts what reaches the store
+    try:
+        for name, value in s3_settings(front.endpoint_url, s3_server.new_bucket()).items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("PD_DATABASE_URL", sqlite_url)
+        engine = settled_cardset(sqlite_url, 1000)
+        before = image_urls(engine)
+        changed = min(before)
+        move_chances(engine, changed)
+        assert drain(engine, card_policy(), 100).flagged == 1  # the sensor's next tick
+        front.seen.clear()
+        job = build_defs().resolve_job_def("render_pending_job")
+        with dg.DagsterInstance.ephemeral() as instance:
+            result = job.execute_in_process(instance=instance, raise_on_error=False)
+    finally:
+        front.stop()
+    assert result.success
+    checks = _checks(result)
+    assert all(c.passed for c in checks.values()), {n: c.metadata for n, c in checks.items()}
+    after = image_urls(engine)
+    assert {i for i in after if after[i] != before[i]} == {changed}
+    asked = [(method, path) for (method, path), n in front.seen.items() for _ in range(n)]
+    assert not [path for _, path in asked if "list-type" in path], "the cardset was listed"
+    # its PUT and its HEAD, then the checks' HEAD of it and SAMPLE objects read
+    assert len(asked) <= 3 + 2 * SAMPLE, sorted(asked)

@@ -170,7 +170,7 @@ def _check_objects(audit, store, served, cardset_id, read_all: bool, run_id, ima
         read = {card.card_id for card, _ in sample}
         # a HEAD each, reading what the store cannot vouch for
         vouch = functools.partial(verified_problem, image=image)
-        if inventory.cheaper_to_list(len(touched), len(served)):  # a big run: its uploads' ETags
+        if inventory.cheaper_to_list(len(touched), audit.cards):  # a big run: its uploads' ETags
             listing = inventory.listed(store, cardset_id)
             vouch = functools.partial(_listed, listing=listing, image=image)
         checks = [(p, vouch) for p in touched if p[0].card_id not in read]
