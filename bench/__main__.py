@@ -76,6 +76,9 @@ def main() -> None:
     edits.add_argument("--card-rows", type=int, default=1_000_000)
     edits.add_argument("--edits", type=int, default=20)
     edits.add_argument("--every", type=float, default=3.0, help="seconds between edits")
+    edits.add_argument("--dequeue-seconds", type=int, default=1,
+                       help="seconds between drains of the run queue: deploy/dagster.yaml's 1 "
+                            "(Dagster's default 5)")  # fmt: skip
     rollout = sub.add_parser("rollout", help="a design rolled out while new variants arrive")
     rollout.add_argument("--cards", type=int, default=3000)
     rollout.add_argument("--inserts", type=int, default=15)
@@ -89,7 +92,9 @@ def main() -> None:
     if args.command == "edits":
         from bench import edits as edit_latency
 
-        _save_or_fail("edits", edit_latency.run(args.card_rows, args.edits, args.every))
+        _save_or_fail(
+            "edits", edit_latency.run(args.card_rows, args.edits, args.every, args.dequeue_seconds)
+        )
         return
     if args.command == "latency":
         from bench import latency as latencies

@@ -43,7 +43,7 @@ TARGET_P50_S = 10.0
 log = logging.getLogger("bench.edits")
 
 
-def run(card_rows: int, edits: int, every: float) -> dict:
+def run(card_rows: int, edits: int, every: float, dequeue_seconds: int | None = None) -> dict:
     name, engine = fresh_postgres()
     url = engine.url.render_as_string(hide_password=False)
     try:
@@ -61,10 +61,11 @@ def run(card_rows: int, edits: int, every: float) -> dict:
             took = _take_over(engine)
             print(f"first contact: every card's URL kept in {took:.0f}s "
                   f"({filled / took:,.0f} cards/s)", flush=True)  # fmt: skip
-            with dagster_dev(_work(name), url, "dagster-dev", **env):
+            with dagster_dev(_work(name), url, "dagster-dev", dequeue_seconds, **env):
                 time.sleep(30)  # the sensor's first ticks, the code location loaded
                 latencies = _time_edits(engine, edits, every)
-        summary = {"card_rows": filled, "edits": edits, "every_s": every, "first_look_s": looked,
+        summary = {"card_rows": filled, "edits": edits, "every_s": every,
+                   "dequeue_s": dequeue_seconds or 5, "first_look_s": looked,
                    "first_contact_s": took, **percentiles(latencies)}  # fmt: skip
         met = summary["p50_s"] <= TARGET_P50_S
         print(f"edit to URL on {filled:,} card rows, {edits} edits one every {every:g}s: "

@@ -21,6 +21,12 @@ from pd_pipeline_tests.helpers import add_variant, image_urls, seed_small_demo, 
 from pd_pipeline_tests.services import S3Server, dagster_dev_command, dagster_env, process_group
 
 TARGETS = "(targets: p50 <= 15 s, p95 <= 30 s)"
+DEQUEUE = """run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    dequeue_interval_seconds: {seconds}
+"""
 
 
 def run(inserts: int, every: float) -> dict:
@@ -48,10 +54,15 @@ def s3_server() -> Iterator[S3Server]:
 
 
 @contextmanager
-def dagster_dev(work: Path, url: str, name: str, **settings: str) -> Iterator[Path]:
-    """`dagster dev` on `work`'s DAGSTER_HOME (kept across calls), its log in `work/name.log`."""
+def dagster_dev(
+    work: Path, url: str, name: str, dequeue_seconds: int | None = None, **settings: str
+) -> Iterator[Path]:
+    """`dagster dev` on `work`'s DAGSTER_HOME (kept across calls), its log in `work/name.log`;
+    with `dequeue_seconds`, its run queue is drained that often (Dagster's default: 5 s)."""
     home = work / "dagster_home"
     home.mkdir(exist_ok=True)
+    if dequeue_seconds is not None:
+        (home / "dagster.yaml").write_text(DEQUEUE.format(seconds=dequeue_seconds))
     command = dagster_dev_command()
     with process_group(command, work / f"{name}.log", dagster_env(url, home, **settings)):
         yield home
