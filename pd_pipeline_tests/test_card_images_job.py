@@ -26,7 +26,10 @@ def test_a_partition_gets_every_card_a_url_that_opens_its_png(seeded, monkeypatc
     result = run_partition(instance)
     assert result.success
     # Per card type and image (still, animated): objects, URLs, checks.
-    assert len(result.get_step_success_events()) == 2 * 2 * 3 and len(clients) == 1
+    done = [e.step_key for e in result.get_step_success_events()]
+    assert len(done) == 2 * 2 * 3 and len(clients) == 1
+    # A card's URL is written as soon as its image is stored, before the other type's images.
+    assert done.index("battingcard_image_urls") < done.index("pitchingcard_pngs"), done
     for card_type in ("battingcard", "pitchingcard"):
         urls = image_urls(engine, card_type)
         assert urls and all(urls.values()), f"{card_type} rows left without a URL"

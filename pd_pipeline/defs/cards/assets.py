@@ -29,6 +29,9 @@ warnings.filterwarnings("ignore", "Parameter `backfill_policy`", dg.BetaWarning)
 # Rendering steps share a concurrency pool (deploy/dagster.yaml sizes it), whatever run they are in.
 RENDER_POOL = "card_render"
 OWNERS = ["team:card-pipeline"]
+# A run writes a card's URL as soon as its image is stored, ahead of the other card type's
+# images: an edited batting card's URL does not wait for the pitching cards' step.
+URLS_FIRST = {"dagster/priority": "1"}
 
 
 def build_image_assets(of: ImageNames, settings: Settings) -> list[dg.AssetsDefinition]:
@@ -74,6 +77,7 @@ def build_image_assets(of: ImageNames, settings: Settings) -> list[dg.AssetsDefi
     @dg.asset(
         name=of.urls,
         deps=[objects],
+        op_tags=URLS_FIRST,
         partitions_def=cardsets,
         backfill_policy=BACKFILL_POLICY,
         group_name=GROUP,
