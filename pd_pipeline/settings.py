@@ -130,7 +130,10 @@ class Settings(BaseModel):
     )
     # -- automation ---------------------------------------------------------------------------
     sensor_interval_seconds: Annotated[int, at.Ge(1), at.Le(3600)] = _setting(
-        5, "How often `pending_images_sensor` looks for cards needing an image.", "automation"
+        5,
+        "How often `pending_images_sensor` looks for cards needing an image (Dagster's daemon "
+        "looks at sensors every 5 s: a shorter interval acts as 5).",
+        "automation",
     )
     sensor_max_runs_per_tick: Whole = _setting(
         4,
