@@ -118,19 +118,22 @@ def _take_over(engine: sa.Engine) -> float:
 
 
 def _time_edits(engine: sa.Engine, edits: int, every: float) -> list[float]:
-    """Edit `edits` batting cards at random, one every `every` seconds; each one's seconds from
-    its commit to its new URL, once all have one."""
+    """Edit `edits` batting cards at random, one every `every` seconds on average; each one's
+    seconds from its commit to its new URL, once all have one."""
     table = schema.battingcard
     with engine.connect() as conn:
         ids = list(conn.scalars(sa.select(table.c.id)))
     waiting: dict[int, tuple[float, str]] = {}
     latencies: list[float] = []
-    for n, card_id in enumerate(random.Random(7).sample(ids, edits)):
+    chance = random.Random(7)
+    for n, card_id in enumerate(chance.sample(ids, edits)):
         with engine.connect() as conn:
             before = conn.scalar(sa.select(table.c.image_url).where(table.c.id == card_id))
         move_chances(engine, card_id)
         waiting[card_id] = (time.monotonic(), before)
-        deadline = time.monotonic() + every
+        # Spaced `every` on average, unevenly: edits a fixed 20 s apart would all land at the
+        # same point of the sensor's 5 s cycle, and measure that point only.
+        deadline = time.monotonic() + every * chance.uniform(0.75, 1.25)
         while time.monotonic() < deadline or (n == edits - 1 and waiting):
             latencies += _arrived(engine, waiting)
             time.sleep(0.2)
