@@ -16,17 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
+import yaml
 
 from pd_pipeline_tests.helpers import add_variant, image_urls, seed_small_demo, wait_for
 from pd_pipeline_tests.services import S3Server, dagster_dev_command, dagster_env, process_group
 
 TARGETS = "(targets: p50 <= 15 s, p95 <= 30 s)"
-DEQUEUE = """run_coordinator:
-  module: dagster.core.run_coordinator
-  class: QueuedRunCoordinator
-  config:
-    dequeue_interval_seconds: {seconds}
-"""
+DEPLOYED = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"
 
 
 def run(inserts: int, every: float) -> dict:
@@ -61,8 +57,10 @@ def dagster_dev(
     with `dequeue_seconds`, its run queue is drained that often (Dagster's default: 5 s)."""
     home = work / "dagster_home"
     home.mkdir(exist_ok=True)
-    if dequeue_seconds is not None:
-        (home / "dagster.yaml").write_text(DEQUEUE.format(seconds=dequeue_seconds))
+    if dequeue_seconds is not None:  # the deployed run queue, drained that often
+        queue = yaml.safe_load(DEPLOYED.read_text())["run_coordinator"]
+        queue["config"]["dequeue_interval_seconds"] = dequeue_seconds
+        (home / "dagster.yaml").write_text(yaml.safe_dump({"run_coordinator": queue}))
     command = dagster_dev_command()
     with process_group(command, work / f"{name}.log", dagster_env(url, home, **settings)):
         yield home

@@ -190,7 +190,6 @@ def test_a_one_card_change_in_a_big_cardset_is_checked_without_listing_the_cards
     assert all(c.passed for c in checks.values()), {n: c.metadata for n, c in checks.items()}
     after = image_urls(engine)
     assert {i for i in after if after[i] != before[i]} == {changed}
-    asked = [(method, path) for (method, path), n in front.seen.items() for _ in range(n)]
-    assert not [path for _, path in asked if "list-type" in path], "the cardset was listed"
+    assert not [path for _, path in front.seen if "list-type" in path], "the cardset was listed"
     # its PUT and its HEAD, then the checks' HEAD of it and SAMPLE objects read
-    assert len(asked) <= 3 + 2 * SAMPLE, sorted(asked)
+    assert sum(front.seen.values()) <= 3 + 2 * SAMPLE, front.seen
