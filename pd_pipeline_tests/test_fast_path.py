@@ -10,10 +10,12 @@ import itertools
 import random
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from dagster_aws.s3 import S3Resource
+from playwright.async_api import Error as PlaywrightError
 
 from pd_pipeline.db import schema
 from pd_pipeline.db.cards import load_cards
@@ -28,7 +30,7 @@ from pd_pipeline.render.chromium import find_chromium
 from pd_pipeline.render.pages import CardPages
 from pd_pipeline.render.png import decode_png, verify_png
 from pd_pipeline.storage.stores import LocalStore
-from pd_pipeline_tests.helpers import seed_small_demo
+from pd_pipeline_tests.helpers import seed_small_demo, wait_for
 from pd_pipeline_tests.hostile import open_browser, open_page
 
 pytestmark = pytest.mark.slow
@@ -111,6 +113,48 @@ def test_a_card_gives_the_same_bytes_on_any_page_of_any_pool(cards, templates):
         with BrowserPool(find_chromium(), templates, pages=pages) as pool:
             seen |= {r.png for r in pool.render_many((i, markup) for i in range(2 * pages))}
     assert len(seen) == 1
+
+
+def test_pages_open_as_cards_wait_for_them(cards, templates):
+    """One edited card renders on one page: three more opening beside it made it several times
+    slower. A stream of cards opens every page the pool may have."""
+    markup = templates.body(cards[0])
+    with BrowserPool(find_chromium(), templates, pages=3, tile=1) as pool:
+        assert pool.pages_open == 1
+        pool.render(markup)
+        assert pool.pages_open == 1
+        results = list(pool.render_many((i, markup) for i in range(12)))
+        assert pool.pages_open == 3
+    assert all(r.png == results[0].png for r in results), [r.error for r in results]
+
+
+def test_a_pool_launched_early_renders_when_asked_and_fails_only_then(cards, templates, tmp_path):
+    """`launch_soon` launches in the background (a run launches Chromium while it plans); a
+    launch that cannot succeed fails when a card asks for the pool, and a pool launched for
+    nothing leaves no Chromium behind."""
+    markup = templates.body(cards[0])
+    pool = BrowserPool(find_chromium(), templates).launch_soon()
+    try:
+        wait_for(lambda: pool.launches == 1, "Chromium launched in the background", 60, 0.1)
+        assert pool.render(markup) == _alone(templates, markup)
+    finally:
+        pool.close()
+    unused = BrowserPool(find_chromium(), templates).launch_soon()
+    wait_for(lambda: unused.launches == 1, "Chromium launched in the background", 60, 0.1)
+    pid = unused._browser_pid
+    unused.close()
+    wait_for(lambda: not Path(f"/proc/{pid}").exists(), "Chromium gone once closed", 10, 0.1)
+    broken = BrowserPool(str(tmp_path / "no-chromium"), templates).launch_soon()
+    try:
+        with pytest.raises(PlaywrightError, match="no-chromium"):
+            broken.render(markup)
+    finally:
+        broken.close()
+
+
+def _alone(templates: CardPages, markup: str) -> bytes:
+    with BrowserPool(find_chromium(), templates, pages=1) as pool:
+        return pool.render(markup)
 
 
 def test_nothing_is_lost_when_the_pool_is_busy_and_relaunches(cards, templates):
