@@ -6,6 +6,7 @@ from dagster_aws.s3 import S3Resource
 
 from pd_pipeline.db import schema
 from pd_pipeline.defs import build_defs
+from pd_pipeline.defs.resources import shared_s3_client
 from pd_pipeline_tests.helpers import (
     assert_url_opens_its_png,
     image_urls,
@@ -20,7 +21,8 @@ pytestmark = pytest.mark.slow
 
 def test_a_partition_gets_every_card_a_url_that_opens_its_png(seeded, monkeypatch):
     engine, instance = seeded.engine, seeded.instance
-    clients = []  # a boto3 client costs 0.15-0.4 s of CPU: the run's twelve steps share one
+    clients = []  # a boto3 client costs 0.1-0.3 s of CPU: the run's twelve steps share one
+    shared_s3_client.cache_clear()  # made once per process: by this run, not an earlier test
     get_client = S3Resource.get_client
     monkeypatch.setattr(S3Resource, "get_client", lambda r: clients.append(r) or get_client(r))
     result = run_partition(instance)

@@ -1,5 +1,7 @@
+import dagster as dg
 import pytest
 
+from pd_pipeline.defs.resources import CardRenderer
 from pd_pipeline.render.chromium import ChromiumNotFound, find_chromium
 
 
@@ -19,3 +21,10 @@ def test_no_chromium_anywhere_says_how_to_fix_it(monkeypatch):
     message = str(error.value)
     assert "\n" not in message
     assert "PD_CHROMIUM_PATH" in message and "playwright install chromium" in message
+
+
+def test_a_renderer_warmed_up_without_chromium_fails_when_a_card_needs_it(tmp_path):
+    renderer = CardRenderer(chromium_path=str(tmp_path / "nope"))
+    renderer.warm_up()  # a run launched for cards begins the launch; nothing is raised yet
+    with pytest.raises(dg.Failure, match="is not an executable file"):
+        renderer.browser()

@@ -8,15 +8,20 @@ import time
 import dagster as dg
 import pytest
 import sqlalchemy as sa
+from dagster_aws.s3 import S3Resource
 
 from pd_pipeline import settings
 from pd_pipeline.db import schema
 from pd_pipeline.defs import build_defs
+from pd_pipeline.defs.automation import sensors
 from pd_pipeline.defs.automation.lost_runs import mark_failed
 from pd_pipeline.defs.automation.sensors import evaluate_tick, limits_of, watch_of
 from pd_pipeline.defs.automation.tick import TickPlan, describe
+from pd_pipeline.defs.cards.steps import launched_for_cards
+from pd_pipeline.defs.resources import shared_s3_client
 from pd_pipeline_tests.helpers import (
     add_variant,
+    card_policy,
     image_urls,
     memory_instance,
     move_chances,
@@ -146,6 +151,42 @@ def test_a_run_silent_too_long_is_taken_for_lost_and_its_work_launched_again(sea
     assert set(status.values()) == {"FAILURE"}
     result, _ = sensor_tick(instance)  # no longer in flight: their work is launched again
     assert set(stuck) <= set(run_keys(result))
+
+
+def test_ticks_share_one_s3_client_and_their_runs_warm_chromium(seasons, s3_env, monkeypatch):
+    """Making a boto3 client took 0.1-0.3 s of every tick; a run launched for waiting cards
+    launches Chromium while it plans, where a run launched from the UI waits for a card."""
+    _, instance = seasons
+    clients = []
+    get_client = S3Resource.get_client
+    monkeypatch.setattr(S3Resource, "get_client", lambda r: clients.append(r) or get_client(r))
+    shared_s3_client.cache_clear()
+    result, cursor = sensor_tick(instance)
+    sensor_tick(instance, cursor)
+    assert len(clients) == 1
+    runs = [dg.DagsterRun(job_name="card_images_job", tags=r.tags) for r in result.run_requests]
+    assert runs and all(launched_for_cards(run) for run in runs)
+    assert not launched_for_cards(dg.DagsterRun(job_name="card_images_job"))
+
+
+def test_a_tick_with_cards_waiting_leaves_the_stale_count_to_a_quiet_tick(seasons, monkeypatch):
+    """Counting the images stale by design took 1 s or more of a tick on a million rows: the
+    tick that launches an edited card's run does not wait for it."""
+    engine, _ = seasons
+    counted = []
+    monkeypatch.setattr(sensors, "old_design", lambda _conn, version: counted.append(1) or {})
+    monkeypatch.setattr(sensors, "_stale_counted", {})
+    policy = card_policy()
+    with engine.connect() as conn:
+
+        def count(runs: set[str], cards_waiting: bool) -> int:
+            sensors._stale_by_design(conn, policy, runs, cards_waiting=cards_waiting)
+            return len(counted)
+
+        assert count({"run-1"}, cards_waiting=True) == 1  # nothing counted yet: counted now
+        assert count({"run-1"}, cards_waiting=False) == 1  # the same runs: still current
+        assert count({"run-2"}, cards_waiting=True) == 1  # a run changed, cards wait: later
+        assert count({"run-2"}, cards_waiting=False) == 2  # the first quiet tick counts
 
 
 def test_an_idle_database_gives_a_skip_reason(seasons, s3_env):

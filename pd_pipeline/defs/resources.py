@@ -6,7 +6,8 @@ declared default (`pd_pipeline.settings`).
 """
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from functools import lru_cache
 from typing import Any
 
 import boto3
@@ -90,9 +91,9 @@ class CardStore(dg.ConfigurableResource):
     def open(self) -> ObjectStore:
         """The store, opened once per run: every step shares it and its S3 client."""
         if self._store is None:
-            self._store = open_store(
-                self.location, self.public_base_url, self.s3.get_client, self.cache_control
-            )
+            client = lambda: shared_s3_client(tuple(sorted(self.s3.model_dump().items())))  # noqa: E731
+            self._store = open_store(self.location, self.public_base_url, client,
+                                     self.cache_control)  # fmt: skip
         return self._store
 
     def open_quick(self, timeout_s: int) -> ObjectStore:
@@ -101,6 +102,14 @@ class CardStore(dg.ConfigurableResource):
         times with botocore's 60 s timeouts."""
         client = lambda: quick_s3_client(self.s3, timeout_s)  # noqa: E731
         return open_store(self.location, self.public_base_url, client, self.cache_control)
+
+
+@lru_cache(maxsize=8)
+def shared_s3_client(config: tuple[tuple[str, Any], ...]) -> Any:
+    """The client an S3Resource of `config` makes, made once per process: making one takes
+    0.1-0.3 s (botocore reads the S3 model), which every sensor tick and run paid. Clients are
+    thread-safe, and renew credentials that expire themselves."""
+    return S3Resource(**dict(config)).get_client()
 
 
 def quick_s3_client(s3: S3Resource, timeout_s: int) -> Any:
@@ -141,17 +150,29 @@ class CardRenderer(dg.ConfigurableResource):
             return pages_for(self.templates_dir)
 
     def browser(self) -> BrowserPool:
+        """The warm pool, launched now if `warm_up` did not begin it."""
+        with failing_at_once():
+            if self._pool is None:
+                self._pool = self._new_pool()
+            return self._pool.start()
+
+    def warm_up(self) -> None:
+        """Begin launching Chromium while the run plans, for a run that will render: its first
+        card then waits for what is left of the launch, not all of it. Whatever keeps Chromium
+        from launching is raised by `browser()`, should a card need it."""
         if self._pool is None:
-            with failing_at_once():
-                self._pool = BrowserPool(
-                    find_chromium(self.chromium_path),
-                    self.design(),
-                    pages=self.pages,
-                    tile=self.tile,
-                    timeout_s=self.timeout_seconds,
-                    recycle_after=self.recycle_after,
-                ).start()
-        return self._pool
+            with suppress(*LASTING_ERRORS):
+                self._pool = self._new_pool().launch_soon()
+
+    def _new_pool(self) -> BrowserPool:
+        return BrowserPool(
+            find_chromium(self.chromium_path),
+            self.design(),
+            pages=self.pages,
+            tile=self.tile,
+            timeout_s=self.timeout_seconds,
+            recycle_after=self.recycle_after,
+        )
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._pool is not None:

@@ -34,6 +34,7 @@ from pd_pipeline.defs.automation.tick import (
 )
 from pd_pipeline.defs.cards.jobs import Jobs
 from pd_pipeline.defs.cards.names import image_ops
+from pd_pipeline.defs.cards.steps import FLAGGED_TAG, MISSING_TAG
 from pd_pipeline.defs.partitions import cardsets
 from pd_pipeline.defs.resources import CardDatabase, CardRenderer, CardStore, card_policy
 from pd_pipeline.images import survey, sweep
@@ -162,7 +163,7 @@ def evaluate_tick(
         waiting = backlog(conn)
         known = set(conn.scalars(sa.select(schema.cardset.c.id)))
         runs = {r.dagster_run.run_id for r in in_flight + instance.get_run_records(limit=1)}
-        older = _stale_by_design(conn, policy, runs)
+        older = _stale_by_design(conn, policy, runs, cards_waiting=bool(waiting))
     seen = Seen(
         waiting=waiting,
         flagged_now=flagged,
@@ -180,25 +181,30 @@ def evaluate_tick(
     return Tick(plan, json.dumps(position))
 
 
-# Images stale by design cost a scan of the ledger and of the card tables (0.9 s on a million
-# rows): counted again when a run starts or ends (only runs make, adopt and retire images), when
-# the design changes, or after STALE_TTL_S; not every tick.
+# Images stale by design cost a scan of the ledger and of the card tables (1 s or more on a
+# million rows): counted again when a run starts or ends (only runs make, adopt and retire
+# images), when the design changes, or after STALE_TTL_S; not every tick. A tick with new or
+# changed cards waiting launches their runs first and leaves the count to a later tick: the
+# rollout it feeds waits behind those cards anyway.
 STALE_TTL_S = 300
-_stale_counted: dict[tuple, tuple[float, dict[int, int]]] = {}
+_stale_counted: dict[tuple, tuple[frozenset, float, dict[int, int]]] = {}
 
 
-def _stale_by_design(conn: sa.Connection, policy: Policy, runs: set[str]) -> dict[int, int]:
+def _stale_by_design(
+    conn: sa.Connection, policy: Policy, runs: set[str], *, cards_waiting: bool
+) -> dict[int, int]:
     """Cardset id -> its images in an older design and its cards waiting for their animation
     from the rollout (`runs`: the ids of the runs in flight and of the newest run)."""
-    key = (str(conn.engine.url), policy.template_version, policy.animated_tiers, frozenset(runs))
-    counted_at, counts = _stale_counted.get(key, (0.0, {}))
-    if time.monotonic() - counted_at > STALE_TTL_S:
+    design = (str(conn.engine.url), policy.template_version, policy.animated_tiers)
+    counted_for, counted_at, counts = _stale_counted.get(design, (None, 0.0, {}))
+    current = counted_for == frozenset(runs) or (cards_waiting and counted_for is not None)
+    if not current or time.monotonic() - counted_at > STALE_TTL_S:
         stale = Counter(old_design(conn, policy.template_version))
         for card_type in CARD_TYPES:
             stale.update(survey.animation_gaps(conn, policy, card_type))
         counts = dict(stale)
         _stale_counted.clear()
-        _stale_counted[key] = (time.monotonic(), counts)
+        _stale_counted[design] = (frozenset(runs), time.monotonic(), counts)
     return counts
 
 
@@ -212,8 +218,8 @@ def run_requests(plan: TickPlan, limits: Limits, jobs: Jobs) -> list[dg.RunReque
             partition_key=partition_key(b.cardset_id),
             run_key=d.run_key,
             tags={
-                "pd/missing": str(b.missing),
-                "pd/flagged": str(b.flagged),
+                MISSING_TAG: str(b.missing),
+                FLAGGED_TAG: str(b.flagged),
                 **retries.tags(b.signature, d),
             },  # fmt: skip
         )

@@ -70,7 +70,7 @@ def build_image_assets(of: ImageNames, settings: Settings) -> list[dg.AssetsDefi
     ) -> dg.MaterializeResult:
         cardset_ids = [cardset_id_of(p) for p in context.partition_keys]  # several: a backfill
         reports = steps.images(card_db, card_store, renderer, config, context.log,
-                               context.run.run_id, of.card_type, cardset_ids, of.image)  # fmt: skip
+                               context.run, of.card_type, cardset_ids, of.image)  # fmt: skip
         ordered = sorted(reports, key=lambda r: r.cardset_id)  # done in turn; shown in order
         return dg.MaterializeResult(metadata=image_metadata(ordered))
 

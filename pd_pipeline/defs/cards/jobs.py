@@ -115,7 +115,7 @@ def build_ci_steps(of: ImageNames, settings: Settings):
         after: list[int],  # the step this one waits for (the animated image's: static URLs)
     ) -> list[int]:
         made = steps.images(card_db, card_store, renderer, config, context.log,
-                            context.run.run_id, of.card_type, cardset_ids, of.image)  # fmt: skip
+                            context.run, of.card_type, cardset_ids, of.image)  # fmt: skip
         return _each_cardset(
             context, of.objects, ((r.cardset_id, r) for r in made),
             due=lambda _, report: report.cards > report.current, metadata=image_metadata,

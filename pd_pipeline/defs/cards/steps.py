@@ -19,6 +19,8 @@ from pd_pipeline.storage.keys import partition_key
 
 # The nightly reconcile's runs carry this tag (`schedules.py`): their checks read every object.
 RECONCILE_TAG = "pd/reconcile"
+# The sensor's runs say how many cards with no URL, and how many flagged, they were launched for.
+MISSING_TAG, FLAGGED_TAG = "pd/missing", "pd/flagged"
 
 
 def step_retries(settings: Settings) -> dg.RetryPolicy | None:
@@ -61,25 +63,34 @@ def images(
     renderer: CardRenderer,
     config: ImageConfig,
     log: Any,
-    run_id: str,
+    run: dg.DagsterRun,
     card_type: str,
     cardset_ids: Sequence[int],
     image: Image,
 ) -> Iterator[ImageReport]:
     """Each cardset's images (PNGs, or APNGs), as each is done: those no other run is rendering
     first, then the others as they come free (one run at a time renders a cardset's image:
-    `images.exclusive`)."""
+    `images.exclusive`). A run the sensor launched for waiting cards launches Chromium while it
+    plans; any other starts it only when a card must be rendered."""
+    if launched_for_cards(run):
+        renderer.warm_up()
 
     def make(cardset_id: int, lock_wait: float) -> ImageReport:
         return make_images(
             card_db.engine(), card_store.open(), renderer.browser, renderer.design(),
             card_policy(card_store, renderer), card_type, cardset_id,
             rerender_all=config.rerender_all, roll_out=config.roll_out,
-            verify_objects=config.verify_objects, logger=log, run_id=run_id, cache=card_db.cache,
-            lock_wait=lock_wait, image=image,
+            verify_objects=config.verify_objects, logger=log, run_id=run.run_id,
+            cache=card_db.cache, lock_wait=lock_wait, image=image,
         )  # fmt: skip
 
     return in_turn(cardset_ids, make)
+
+
+def launched_for_cards(run: dg.DagsterRun) -> bool:
+    """Whether the sensor launched `run` for cards with no URL or flagged: cards that almost
+    always need rendering."""
+    return any(run.tags.get(tag, "0") != "0" for tag in (MISSING_TAG, FLAGGED_TAG))
 
 
 def urls(
