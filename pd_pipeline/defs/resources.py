@@ -7,7 +7,7 @@ declared default (`pd_pipeline.settings`).
 
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import boto3
@@ -91,7 +91,8 @@ class CardStore(dg.ConfigurableResource):
     def open(self) -> ObjectStore:
         """The store, opened once per run: every step shares it and its S3 client."""
         if self._store is None:
-            client = lambda: shared_s3_client(tuple(sorted(self.s3.model_dump().items())))  # noqa: E731
+            config = tuple(sorted(self.s3.model_dump().items()))
+            client = partial(shared_s3_client, config)
             self._store = open_store(self.location, self.public_base_url, client,
                                      self.cache_control)  # fmt: skip
         return self._store

@@ -205,7 +205,7 @@ class BrowserPool:
         return self
 
     def start(self) -> "BrowserPool":
-        """Chromium launched, with a page ready (the others open while it renders)."""
+        """Chromium launched, with a page ready (the others open as cards wait for them)."""
         self.launch_soon()
         if self._launching is not None:
             launching, self._launching = self._launching, None
@@ -375,8 +375,8 @@ class BrowserPool:
 
     def _open_another_page(self) -> None:
         """Open one more page into the pool, in the background. Pages open as cards wait for
-        one: a run of one edited card renders on one page, in a fifth of the time it takes
-        while three more pages open beside it."""
+        one: a run of one edited card renders it on one page, in a third of the time it took
+        while three more pages opened beside it."""
         self._opened += 1
 
         async def opening() -> None:
