@@ -91,8 +91,7 @@ class CardStore(dg.ConfigurableResource):
     def open(self) -> ObjectStore:
         """The store, opened once per run: every step shares it and its S3 client."""
         if self._store is None:
-            config = tuple(sorted(self.s3.model_dump().items()))
-            client = partial(shared_s3_client, config)
+            client = partial(shared_s3_client, self.s3)
             self._store = open_store(self.location, self.public_base_url, client,
                                      self.cache_control)  # fmt: skip
         return self._store
@@ -106,11 +105,11 @@ class CardStore(dg.ConfigurableResource):
 
 
 @lru_cache(maxsize=8)
-def shared_s3_client(config: tuple[tuple[str, Any], ...]) -> Any:
-    """The client an S3Resource of `config` makes, made once per process: making one takes
-    0.1-0.3 s (botocore reads the S3 model), which every sensor tick and run paid. Clients are
-    thread-safe, and renew credentials that expire themselves."""
-    return S3Resource(**dict(config)).get_client()
+def shared_s3_client(s3: S3Resource) -> Any:
+    """The client `s3` makes, made once per process and configuration (resources compare by
+    their fields): making one takes 0.1-0.3 s (botocore reads the S3 model), which every sensor
+    tick and run paid. Clients are thread-safe, and renew credentials that expire themselves."""
+    return s3.get_client()
 
 
 def quick_s3_client(s3: S3Resource, timeout_s: int) -> Any:
