@@ -101,7 +101,7 @@ def run_e2e(config: dict) -> dict:
         rows = conn.execute(
             sa.select(
                 entry.c.card_type, entry.c.card_id, entry.c.png_sha256, entry.c.png_bytes
-            ).where(entry.c.status == "stored")
+            ).where(entry.c.status == "stored", entry.c.image == "png")  # the stills: a card each
         ).all()
         written = sum(
             conn.execute(
